@@ -1,0 +1,36 @@
+# One-command set-up and checks. `make test` and `make demo` work on a fresh clone with only python3.
+PYTHON ?= python3
+AIRFLOW_VERSION ?=
+ifeq ($(AIRFLOW_VERSION),)
+VENV ?= .venv
+AIRFLOW_PIN :=
+else
+VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
+AIRFLOW_PIN := apache-airflow==$(AIRFLOW_VERSION)
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: venv test lint typecheck unit demo demo-serve bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' $(AIRFLOW_PIN)
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check airflow_provider_sms tests
+
+typecheck: venv
+	$(BIN)/mypy airflow_provider_sms
+
+unit: venv
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf .venv .venv-airflow-* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Apache Airflow provider for SMS, MMS and chat messages."""

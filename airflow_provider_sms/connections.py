@@ -1,0 +1,119 @@
+"""The three connection types as data: labels, extra fields and UI behaviour, with no heavy import.
+
+``get_provider_info`` publishes these (Airflow 3.2+ builds the connection form from them without
+importing hooks), and each hook's ``get_connection_form_widgets``/``get_ui_field_behaviour`` builds the
+same form for Airflow 2.11, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TIMEOUT = {
+    "label": "Read timeout (seconds)",
+    "schema": {"type": ["number", "null"], "default": 30},
+    "description": "Seconds to wait for an answer; the connect timeout is 10 seconds.",
+}
+
+_HIDDEN = ["schema", "login", "port", "extra"]
+
+
+def _sender(example: str) -> dict[str, Any]:
+    return {
+        "label": "Default sender ID",
+        "schema": {"type": ["string", "null"]},
+        "description": f"Alphanumeric (at most 11) or numeric (at most 16 digits), e.g. {example}. "
+        "Blank uses the provider's default number.",
+    }
+
+
+CONNECTION_TYPES: dict[str, dict[str, Any]] = {
+    "cellcast": {
+        "hook-class-name": "airflow_provider_sms.hooks.cellcast.CellcastHook",
+        "hook-name": "Cellcast SMS",
+        "connection-type": "cellcast",
+        "conn-fields": {
+            "sender": _sender("MyCompany"),
+            "country_code": {
+                "label": "Country calling code",
+                "schema": {"type": ["string", "null"], "default": "61"},
+                "description": "Region for numbers given without a country code (Cellcast sends to 61 only).",
+            },
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": _HIDDEN,
+            "relabeling": {"password": "API token", "host": "Base URL"},
+            "placeholders": {"host": "https://api.cellcast.com (default)", "password": "Cellcast API token"},
+        },
+    },
+    "clickatell": {
+        "hook-class-name": "airflow_provider_sms.hooks.clickatell.ClickatellHook",
+        "hook-name": "Clickatell SMS",
+        "connection-type": "clickatell",
+        "conn-fields": {
+            "sender": _sender("+15550100"),
+            "request_format": {
+                "label": "Request format",
+                "schema": {"type": ["string", "null"], "default": "json", "enum": ["json", "xml"]},
+                "description": "json or xml: the body format sent to /messages.",
+            },
+            "country_code": {
+                "label": "Country calling code",
+                "schema": {"type": ["string", "null"]},
+                "description": "Optional region for numbers given without a country code.",
+            },
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": _HIDDEN,
+            "relabeling": {"password": "API key", "host": "Base URL"},
+            "placeholders": {
+                "host": "https://platform.clickatell.com (default)",
+                "password": "Clickatell API key (sent as the Authorization header)",
+            },
+        },
+    },
+    "cloudware": {
+        "hook-class-name": "airflow_provider_sms.hooks.cloudware.CloudwareHook",
+        "hook-name": "Cloudware SMS",
+        "connection-type": "cloudware",
+        "conn-fields": {
+            "sender": _sender("MyCompany"),
+            "country_code": {
+                "label": "Country calling code",
+                "schema": {"type": ["string", "null"]},
+                "description": "Optional region for numbers given without a country code.",
+            },
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": _HIDDEN,
+            "relabeling": {"password": "Access token", "host": "Base URL"},
+            "placeholders": {"host": "https://api.cloudware.chat (default)", "password": "Cloudware access token"},
+        },
+    },
+}
+
+
+def form_widgets(conn_type: str) -> dict[str, Any]:
+    """wtforms widgets for Airflow 2.11's connection form, built from ``CONNECTION_TYPES``."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import StringField
+
+    fields = CONNECTION_TYPES[conn_type]["conn-fields"]
+    return {
+        name: StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec.get("description"))
+        for name, spec in fields.items()
+    }
+
+
+def field_behaviour(conn_type: str) -> dict[str, Any]:
+    """The ``get_ui_field_behaviour`` dict (snake_case keys) for ``conn_type``."""
+    behaviour = CONNECTION_TYPES[conn_type]["ui-field-behaviour"]
+    return {
+        "hidden_fields": list(behaviour["hidden-fields"]),
+        "relabeling": dict(behaviour["relabeling"]),
+        "placeholders": dict(behaviour["placeholders"]),
+    }

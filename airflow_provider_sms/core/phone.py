@@ -1,0 +1,113 @@
+"""Phone numbers: parse whatever users type into E.164 with ``phonenumbers``, and split recipient lists.
+
+``normalize_number`` accepts international numbers with or without ``+``/``00`` and national numbers
+in the connection's default region. ``prepare_recipients`` turns a list (or a comma-separated string)
+into unique E.164 numbers in their first-seen order, plus a ``rejected`` entry for each number that is
+not valid, so invalid numbers never reach a provider and nobody is texted twice by one send.
+``phonenumbers`` is imported on first use, not when a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from airflow_provider_sms.core.errors import SmsValidationError
+
+_SEPARATORS = re.compile(r"[\s().\-/]")
+
+
+def region_for_country_code(country_code: str | int | None) -> str | None:
+    """The ISO region (``AU``) for a calling code (``61``), or None when none is given."""
+    if country_code in (None, ""):
+        return None
+    import phonenumbers
+
+    code = str(country_code).lstrip("+")
+    if not code.isdigit():
+        raise SmsValidationError(f"country code {country_code!r} is not a calling code like 61")
+    region = phonenumbers.region_code_for_country_code(int(code))
+    if region == "ZZ":
+        raise SmsValidationError(f"country code {country_code!r} is not a known calling code")
+    return region
+
+
+@lru_cache(maxsize=65536)
+def _normalize_cached(text: str, default_region: str | None) -> str | None:
+    import phonenumbers
+
+    compact = _SEPARATORS.sub("", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    candidates: list[tuple[str, str | None]] = []
+    if compact.startswith("+"):
+        candidates.append((compact, None))
+    else:
+        if default_region:
+            candidates.append((compact, default_region))
+        if compact.isdigit():
+            # Digits that already carry a country code, e.g. "2348012345678" or "61400000000".
+            candidates.append(("+" + compact, None))
+    for candidate, region in candidates:
+        try:
+            parsed = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def normalize_number(raw: str | int, default_region: str | None = None) -> str:
+    """Return ``raw`` as an E.164 number (``+61400000000``) or raise ``SmsValidationError``.
+
+    :param raw: what the user gave: ``"+61400000000"``, ``"61400000000"``, ``"0400000000"``,
+        ``"0061 400 000 000"``; national forms need ``default_region``.
+    :param default_region: ISO region used for numbers without a country code (``"AU"``).
+    """
+    text = str(raw).strip()
+    if not text:
+        raise SmsValidationError("an empty phone number was given")
+    number = _normalize_cached(text, default_region.upper() if default_region else None)
+    if number is None:
+        hint = "" if default_region else " (give it with its country code, e.g. +61400000000)"
+        raise SmsValidationError(f"{text!r} is not a valid phone number{hint}")
+    return number
+
+
+def split_recipients(value: str | int | Iterable[Any] | None) -> list[str]:
+    """Turn a list, tuple or comma/semicolon/newline-separated string of numbers into a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, (str, int)):
+        return [part.strip() for part in re.split(r"[,;\n]", str(value)) if part.strip()]
+    out: list[str] = []
+    for item in value:
+        out.extend(split_recipients(item))
+    return out
+
+
+def prepare_recipients(
+    value: str | int | Iterable[Any] | None,
+    default_region: str | None = None,
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Normalize and de-duplicate recipients.
+
+    :return: ``(numbers, rejected)``: unique E.164 numbers in first-seen order, and one
+        ``{"to", "code": "invalid_number", "reason"}`` entry per input that is not a valid number.
+    """
+    numbers: list[str] = []
+    seen: set[str] = set()
+    rejected: list[dict[str, str]] = []
+    for raw in split_recipients(value):
+        try:
+            number = normalize_number(raw, default_region)
+        except SmsValidationError as err:
+            rejected.append({"to": raw, "code": "invalid_number", "reason": err.message})
+            continue
+        if number not in seen:
+            seen.add(number)
+            numbers.append(number)
+    return numbers, rejected

@@ -1,0 +1,31 @@
+"""Provider metadata for Airflow's ProvidersManager, loaded through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_sms.connections import CONNECTION_TYPES
+
+_INTEGRATION = "SMS (Cellcast, Clickatell, Cloudware)"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-sms",
+        "name": "SMS",
+        "description": "Send SMS, MMS and chat messages through Cellcast, Clickatell and Cloudware, "
+        "and wait for or be triggered by inbound replies.",
+        "versions": ["0.1.0"],
+        "integrations": [{"integration-name": _INTEGRATION, "tags": ["service"]}],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_sms.hooks.cellcast",
+                    "airflow_provider_sms.hooks.clickatell",
+                    "airflow_provider_sms.hooks.cloudware",
+                ],
+            }
+        ],
+        "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],
+    }
