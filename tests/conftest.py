@@ -21,7 +21,9 @@ TOKEN = "s3cr3t-token-value-XYZ"
 def make_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     """Create an Airflow connection through ``AIRFLOW_CONN_<ID>`` and return its id."""
 
-    def make(conn_id: str, conn_type: str, *, host: str | None = None, password: str | None = TOKEN, **extra: object) -> str:
+    def make(
+        conn_id: str, conn_type: str, *, host: str | None = None, password: str | None = TOKEN, **extra: object
+    ) -> str:
         conn: dict[str, object] = {"conn_type": conn_type}
         if host is not None:
             conn["host"] = host

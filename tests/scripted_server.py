@@ -42,6 +42,8 @@ class ScriptedServer:
         self.requests: list[Recorded] = []
         self._script: dict[tuple[str, str], deque[Answer]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak_in_flight = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,6 +62,15 @@ class ScriptedServer:
                     )
                     queue = outer._script.get((self.command, parts.path))
                     answer = queue.popleft() if queue else Answer()
+                    outer.in_flight += 1
+                    outer.peak_in_flight = max(outer.peak_in_flight, outer.in_flight)
+                try:
+                    self._answer(answer)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _answer(self, answer: Answer) -> None:
                 if answer.delay:
                     time.sleep(answer.delay)
                 if answer.drop:
@@ -82,12 +93,15 @@ class ScriptedServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    def script_default(self, method: str, path: str, answer: Answer, count: int) -> None:
+        self._script[(method, path)].extend([answer] * count)
 
     def script(self, method: str, path: str, *answers: Answer) -> None:
         self._script[(method, path)].extend(answers)

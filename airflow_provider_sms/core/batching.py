@@ -3,7 +3,8 @@
 A batch that fails does not stop the others: its recipients are listed in ``rejected`` with the error's
 code, so the caller knows exactly who got the message. Only an authentication failure stops the send,
 since every later batch would fail the same way; recipients never attempted are marked so. An
-unexpected exception after a request may have gone out is recorded as ``delivery_unknown``.
+unexpected exception after a request may have gone out is recorded as ``delivery_unknown``. When every
+batch failed, the first error is raised with the full result attached as ``error.result``.
 """
 
 from __future__ import annotations
@@ -31,20 +32,26 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def send_batches(
-    provider: str,
+    into: SendResult,
     batches: Sequence[Sequence[str]],
     send_batch: Callable[[Sequence[str]], SendResult],
     *,
     max_workers: int = 1,
 ) -> SendResult:
-    """Call ``send_batch`` for each batch (at most ``max_workers`` at once) and merge the results.
+    """Call ``send_batch`` for each batch (at most ``max_workers`` at once) and merge into ``into``.
 
     Results are merged in batch order whatever order the calls finish in.
-    """
-    stop = threading.Event()
 
-    def run(batch: Sequence[str]) -> SendResult:
+    :raises SmsError: the first batch's error when no batch succeeded, with ``error.result`` = ``into``.
+    """
+    provider = into.provider
+    stop = threading.Event()
+    errors: list[SmsError | None] = [None] * len(batches)
+
+    def run(index: int) -> SendResult:
+        batch = batches[index]
         if stop.is_set():
+            errors[index] = next(e for e in errors if isinstance(e, SmsAuthError))
             result = SendResult(provider)
             for number in batch:
                 result.add_rejected(number, SmsAuthError.code, "not attempted: the provider refused the credentials")
@@ -52,6 +59,7 @@ def send_batches(
         try:
             return send_batch(batch)
         except SmsError as err:
+            errors[index] = err
             if isinstance(err, SmsAuthError):
                 stop.set()
             log.warning("%s: a batch of %d recipient(s) failed: %s", provider, len(batch), err)
@@ -60,6 +68,7 @@ def send_batches(
                 result.add_rejected(number, err.code, str(err))
             return result
         except Exception as exc:  # a bug after the request went out must not lose who was texted
+            errors[index] = SmsDeliveryUnknownError(f"unexpected {type(exc).__name__} after sending", provider=provider)
             log.exception("%s: unexpected error while sending a batch of %d", provider, len(batch))
             result = SendResult(provider, requests=1)
             reason = f"unexpected {type(exc).__name__} after sending; not resent"
@@ -67,12 +76,15 @@ def send_batches(
                 result.add_rejected(number, SmsDeliveryUnknownError.code, reason)
             return result
 
-    total = SendResult(provider)
     if max_workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            total.merge(run(batch))
-        return total
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"sms-{provider}") as pool:
-        for part in pool.map(run, batches):
-            total.merge(part)
-    return total
+        for index in range(len(batches)):
+            into.merge(run(index))
+    else:
+        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"sms-{provider}") as pool:
+            for part in pool.map(run, range(len(batches))):
+                into.merge(part)
+    first = errors[0]
+    if batches and first is not None and all(errors):
+        first.result = into
+        raise first
+    return into

@@ -9,6 +9,11 @@ Airflow does not retry).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import SendResult
+
 
 class SmsError(Exception):
     """Base class of every error raised by airflow-provider-sms."""
@@ -30,6 +35,8 @@ class SmsError(Exception):
         self.endpoint = endpoint
         self.status = status
         self.body_excerpt = body_excerpt
+        # The partial outcome when a send failed as a whole: who was rejected, who was never tried.
+        self.result: SendResult | None = None
         super().__init__(self._render())
 
     def _render(self) -> str:

@@ -281,24 +281,30 @@ class SmsHttpClient:
         if not text.strip():
             raise unknown(
                 f"answered with an empty body where JSON was expected.{consequence}",
-                provider=self.provider, endpoint=endpoint, status=status,
+                provider=self.provider,
+                endpoint=endpoint,
+                status=status,
             )
         if _looks_like_html(text, headers.get("Content-Type", "")):
             raise unknown(
                 f"answered with an HTML page, not JSON (a proxy or maintenance page?).{consequence}",
-                provider=self.provider, endpoint=endpoint, status=status, body_excerpt=_excerpt(text, self._secrets),
+                provider=self.provider,
+                endpoint=endpoint,
+                status=status,
+                body_excerpt=_excerpt(text, self._secrets),
             )
         try:
             return json.loads(text)
         except ValueError:
             raise unknown(
                 f"answered with a body that is not JSON.{consequence}",
-                provider=self.provider, endpoint=endpoint, status=status, body_excerpt=_excerpt(text, self._secrets),
+                provider=self.provider,
+                endpoint=endpoint,
+                status=status,
+                body_excerpt=_excerpt(text, self._secrets),
             ) from None
 
-    def _status_error(
-        self, method: str, endpoint: str, status: int, text: str, headers: Mapping[str, str]
-    ) -> SmsError:
+    def _status_error(self, method: str, endpoint: str, status: int, text: str, headers: Mapping[str, str]) -> SmsError:
         excerpt = _excerpt(text, self._secrets) if text.strip() else None
         try:
             payload: Any = json.loads(text) if text.strip() else None
@@ -306,7 +312,10 @@ class SmsHttpClient:
             payload = None
         html = " with an HTML page" if text.strip() and _looks_like_html(text, headers.get("Content-Type", "")) else ""
         kwargs: dict[str, Any] = {
-            "provider": self.provider, "endpoint": endpoint, "status": status, "body_excerpt": excerpt,
+            "provider": self.provider,
+            "endpoint": endpoint,
+            "status": status,
+            "body_excerpt": excerpt,
         }
         cls = self._classify(status, payload, text) if self._classify else None
         if cls is None:

@@ -52,13 +52,9 @@ def validate_sender(sender: str | None) -> str | None:
             raise SmsValidationError(f"numeric sender ID {value!r} has {len(digits)} digits; at most 16 are allowed")
         return value
     if not _SENDER_CHARS.match(value):
-        raise SmsValidationError(
-            f"sender ID {value!r} has characters other than A-Z, a-z, 0-9, space and dash"
-        )
+        raise SmsValidationError(f"sender ID {value!r} has characters other than A-Z, a-z, 0-9, space and dash")
     if len(value) > 11:
-        raise SmsValidationError(
-            f"alphanumeric sender ID {value!r} is {len(value)} characters; at most 11 are allowed"
-        )
+        raise SmsValidationError(f"alphanumeric sender ID {value!r} is {len(value)} characters; at most 11 are allowed")
     return value
 
 

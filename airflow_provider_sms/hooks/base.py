@@ -8,7 +8,7 @@ handling, base URL rules, validation, number normalization, batching, pacing) li
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import cached_property
 from typing import Any, ClassVar

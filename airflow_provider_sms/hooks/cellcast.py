@@ -243,8 +243,7 @@ class CellcastHook(SmsHook):
     def _fan_out(self, numbers: list[str], send: Any, result: SendResult) -> SendResult:
         if not numbers:
             return result
-        batches = list(chunked(numbers, self.batch_size))
-        return result.merge(send_batches(self.provider, batches, send, max_workers=self.max_workers))
+        return send_batches(result, list(chunked(numbers, self.batch_size)), send, max_workers=self.max_workers)
 
     @staticmethod
     def _au_country_code(country_code: str | int | None) -> str | None:

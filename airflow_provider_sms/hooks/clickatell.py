@@ -196,10 +196,7 @@ class ClickatellHook(SmsHook):
                     )
             return self._map_messages(batch, entries, reply.attempts)
 
-        if numbers:
-            batches = list(chunked(numbers, self.batch_size))
-            result.merge(send_batches(self.provider, batches, send, max_workers=self.max_workers))
-        return result
+        return send_batches(result, list(chunked(numbers, self.batch_size)), send, max_workers=self.max_workers)
 
     def _map_messages(self, batch: Sequence[str], entries: list[dict[str, Any]], attempts: int) -> SendResult:
         result = SendResult(self.provider, requests=attempts)

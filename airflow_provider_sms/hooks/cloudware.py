@@ -70,8 +70,7 @@ class CloudwareHook(SmsHook):
             reply = self.client.request("POST", path, json_body=body)
             return self._map_send(number, reply.body, reply.attempts)
 
-        batches = [[n] for n in numbers]
-        return result.merge(send_batches(self.provider, batches, send, max_workers=self.max_workers))
+        return send_batches(result, [[n] for n in numbers], send, max_workers=self.max_workers)
 
     def _map_send(self, number: str, body: Any, attempts: int) -> SendResult:
         result = SendResult(self.provider, requests=attempts)
@@ -123,8 +122,7 @@ class CloudwareHook(SmsHook):
         text = str(item.get("message") or "")
         return InboundMessage(
             provider=self.provider,
-            message_id=str(item.get("message_id") or "")
-            or derive_message_id(raw_from, received_at.isoformat(), text),
+            message_id=str(item.get("message_id") or "") or derive_message_id(raw_from, received_at.isoformat(), text),
             from_number=self._number_or_raw(raw_from),
             to_number=self._number_or_raw(str(raw_to)) if raw_to else None,
             text=text,

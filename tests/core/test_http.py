@@ -40,7 +40,9 @@ def test_get_is_retried_after_503_and_counts_attempts(server: ScriptedServer) ->
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_post_is_retried_on_503_and_429(server: ScriptedServer, status: int) -> None:
-    server.script("POST", "/send", Answer(status, {"error": "later"}, headers={"Retry-After": "0"}), Answer(200, {"ok": 1}))
+    server.script(
+        "POST", "/send", Answer(status, {"error": "later"}, headers={"Retry-After": "0"}), Answer(200, {"ok": 1})
+    )
     reply = client(server).request("POST", "/send", json_body={"a": 1})
     assert reply.body == {"ok": 1}
     assert [c.json() for c in server.calls("POST", "/send")] == [{"a": 1}, {"a": 1}]
@@ -57,7 +59,7 @@ def test_post_5xx_other_than_503_is_never_resent(server: ScriptedServer, status:
 
 def test_post_read_timeout_is_delivery_unknown_and_not_resent(server: ScriptedServer) -> None:
     server.script("POST", "/send", Answer(200, {"ok": 1}, delay=1.0))
-    with pytest.raises(SmsDeliveryUnknownError, match="no answer within 0.3s"):
+    with pytest.raises(SmsDeliveryUnknownError, match=r"no answer within 0\.3s"):
         client(server, read_timeout=0.3).request("POST", "/send", json_body={})
     assert len(server.calls("POST", "/send")) == 1
 
@@ -92,10 +94,18 @@ def test_connection_refused_is_unavailable_and_says_nothing_was_sent() -> None:
     [
         (401, {"code": 401, "message": "Token expired"}, SmsAuthError, "Token expired"),
         (403, {"message": "forbidden"}, SmsAuthError, "credentials"),
-        (422, {"status": False, "message": "Your balance is too low for this request, please recharge."},
-         SmsInsufficientCreditError, "balance is too low"),
-        (400, {"status": False, "message": "Your sender id is not registered.", "error": {"sender": "not_registered"}},
-         SmsRejectedError, "not_registered"),
+        (
+            422,
+            {"status": False, "message": "Your balance is too low for this request, please recharge."},
+            SmsInsufficientCreditError,
+            "balance is too low",
+        ),
+        (
+            400,
+            {"status": False, "message": "Your sender id is not registered.", "error": {"sender": "not_registered"}},
+            SmsRejectedError,
+            "not_registered",
+        ),
         (429, {"error": "OVER_LIMIT"}, SmsRateLimitedError, "OVER_LIMIT"),
     ],
 )
@@ -112,16 +122,21 @@ def test_error_answers_map_to_specific_errors(
 def test_html_error_page_is_named_as_such(server: ScriptedServer) -> None:
     page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
     server.script("GET", "/list", *[Answer(502, page, headers={"Content-Type": "text/html"})] * 4)
-    with pytest.raises(SmsProviderUnavailableError, match="HTML page.*502 Bad Gateway"):
+    with pytest.raises(SmsProviderUnavailableError, match=r"HTML page.*502 Bad Gateway"):
         client(server).request("GET", "/list")
 
 
 @pytest.mark.parametrize(
     ("body", "ctype", "text"),
-    [("", "application/json", "empty body"), ("<html>maintenance</html>", "text/html", "HTML page"),
-     ("not json", "text/plain", "not JSON")],
+    [
+        ("", "application/json", "empty body"),
+        ("<html>maintenance</html>", "text/html", "HTML page"),
+        ("not json", "text/plain", "not JSON"),
+    ],
 )
-def test_unreadable_2xx_after_post_is_delivery_unknown(server: ScriptedServer, body: str, ctype: str, text: str) -> None:
+def test_unreadable_2xx_after_post_is_delivery_unknown(
+    server: ScriptedServer, body: str, ctype: str, text: str
+) -> None:
     server.script("POST", "/send", Answer(200, body, headers={"Content-Type": ctype}))
     with pytest.raises(SmsDeliveryUnknownError, match=text):
         client(server).request("POST", "/send", json_body={})

@@ -59,9 +59,9 @@ NOW = datetime(2030, 1, 1, 0, 0, tzinfo=timezone.utc)
 
 
 def test_send_time_accepts_aware_datetime_iso_and_timedelta() -> None:
-    assert resolve_send_time(datetime(2030, 1, 1, 10, tzinfo=timezone(timedelta(hours=10))), now=NOW - timedelta(1)) == (
-        datetime(2030, 1, 1, 0, tzinfo=timezone.utc)
-    )
+    assert resolve_send_time(
+        datetime(2030, 1, 1, 10, tzinfo=timezone(timedelta(hours=10))), now=NOW - timedelta(1)
+    ) == (datetime(2030, 1, 1, 0, tzinfo=timezone.utc))
     assert resolve_send_time("2030-01-01T09:00:00+10:00", now=NOW - timedelta(1)) == datetime(
         2029, 12, 31, 23, tzinfo=timezone.utc
     )

@@ -1,0 +1,208 @@
+"""ClickatellHook against requests-mock: JSON and XML bodies, the raw Authorization header, answers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow_provider_sms.core.errors import SmsAuthError, SmsDeliveryUnknownError, SmsValidationError
+from airflow_provider_sms.hooks.clickatell import ClickatellHook
+from tests.conftest import TOKEN
+from tests.wire import xml_root
+
+URL = "https://platform.clickatell.com/messages"
+
+
+def answer(*numbers: str, rejected: dict[str, tuple[int, str, str]] | None = None) -> dict[str, Any]:
+    messages = [
+        {
+            "apiMessageId": f"api-{n}",
+            "accepted": True,
+            "to": n,
+            "errorCode": None,
+            "error": None,
+            "errorDescription": None,
+        }
+        for n in numbers
+    ]
+    for n, (code, error, description) in (rejected or {}).items():
+        messages.append(
+            {
+                "apiMessageId": "",
+                "accepted": False,
+                "to": n,
+                "errorCode": code,
+                "error": error,
+                "errorDescription": description,
+            }
+        )
+    return {"messages": messages, "errorCode": None, "error": None, "errorDescription": None}
+
+
+XML_ANSWER = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<SendMessagesResponse><Messages>
+<Message><ApiMessageId>174319bc027f45d989728093cc170107</ApiMessageId><Accepted>true</Accepted><To>380685555555</To></Message>
+<Message><ApiMessageId></ApiMessageId><Accepted>false</Accepted><To>380685555556</To><ErrorCode>105</ErrorCode>
+<Error>Invalid destination address</Error></Message>
+</Messages></SendMessagesResponse>"""
+
+
+@pytest.fixture
+def hook(make_conn: Any) -> ClickatellHook:
+    make_conn("clickatell_default", "clickatell")
+    return ClickatellHook()
+
+
+def test_json_request_uses_raw_key_and_documented_fields(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(URL, status_code=202, json=answer("380976543211", "61400000001"))
+    when = datetime(2031, 2, 27, 14, 30, tzinfo=timezone(timedelta(hours=2)))
+    result = hook.send_message(
+        ["+380976543211", "61400000001"],
+        "string",
+        sender="380671234567",
+        scheduled_delivery_time=when,
+        validity_period=1,
+        client_message_id="uuid",
+        user_data_header="0605040B8423F0",
+        charset="UTF-8",
+    )
+    request = requests_mock.request_history[0]
+    assert request.headers["Authorization"] == TOKEN
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "application/json"
+    assert request.json() == {
+        "content": "string",
+        "to": ["380976543211", "61400000001"],
+        "from": "380671234567",
+        "clientMessageId": "uuid",
+        "scheduledDeliveryTime": "2031-02-27T12:30:00+0000",
+        "userDataHeader": "0605040B8423F0",
+        "validityPeriod": 1,
+        "charset": "UTF-8",
+    }
+    assert result.accepted == [
+        {"to": "+380976543211", "message_id": "api-380976543211"},
+        {"to": "+61400000001", "message_id": "api-61400000001"},
+    ]
+
+
+def test_per_recipient_rejection_is_reported(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(
+        URL,
+        status_code=202,
+        json=answer("61400000001", rejected={"61400000002": (105, "Invalid destination address", "The number")}),
+    )
+    result = hook.send_sms(["+61400000001", "+61400000002"], "hi")
+    assert result.accepted == [{"to": "+61400000001", "message_id": "api-61400000001"}]
+    assert result.rejected == [{"to": "+61400000002", "code": "clickatell_105", "reason": "The number"}]
+
+
+def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("ck", "clickatell", request_format="xml", sender="380671234567")
+    requests_mock.post(URL, status_code=202, text=XML_ANSWER, headers={"Content-Type": "application/xml"})
+    result = ClickatellHook("ck").send_message(
+        ["+380685555555", "+380685555556"],
+        "a < b & c",
+        binary=False,
+        client_message_id="id",
+        scheduled_delivery_time="2031-02-27T14:30:00+02:00",
+        validity_period=1,
+        charset="UTF-8",
+    )
+    request = requests_mock.request_history[0]
+    assert request.headers["Authorization"] == TOKEN
+    assert request.headers["Content-Type"] == "application/xml"
+    assert request.headers["Accept"] == "application/xml"
+    assert request.body.startswith(b'<?xml version="1.0"')
+    root = xml_root(request.body)
+    assert root.tag == "SendMessageRequest"
+    assert [(child.tag, child.text) for child in root] == [
+        ("Content", "a < b & c"),
+        ("To", "380685555555"),
+        ("To", "380685555556"),
+        ("From", "380671234567"),
+        ("ClientMessageId", "id"),
+        ("ScheduledDeliveryTime", "2031-02-27T12:30:00+0000"),
+        ("ValidityPeriod", "1"),
+        ("Charset", "UTF-8"),
+    ]
+    assert result.accepted == [{"to": "+380685555555", "message_id": "174319bc027f45d989728093cc170107"}]
+    assert result.rejected == [
+        {"to": "+380685555556", "code": "clickatell_105", "reason": "Invalid destination address"}
+    ]
+
+
+def test_binary_message_is_hex_and_sent_as_binary(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(URL, status_code=202, json=answer("61400000001"))
+    hook.send_message("+61400000001", "48656C6C6F", binary=True, user_data_header="0605040B8423F0")
+    assert requests_mock.request_history[0].json()["binary"] is True
+    with pytest.raises(SmsValidationError, match="hex"):
+        hook.send_message("+61400000001", "not hex", binary=True)
+
+
+def test_recipients_are_chunked_at_200(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(URL, status_code=202, json={"messages": []})
+    numbers = [f"+614{i:08d}" for i in range(450)]
+    result = hook.send_message(numbers, "hi")
+    assert sorted(len(r.json()["to"]) for r in requests_mock.request_history) == [50, 200, 200]
+    # every recipient went out exactly once; the empty answers leave them unknown, never resent
+    assert sorted(n for r in requests_mock.request_history for n in r.json()["to"]) == sorted(
+        n.lstrip("+") for n in numbers
+    )
+    assert {r["code"] for r in result.rejected} == {"delivery_unknown"}
+    with pytest.raises(SmsValidationError):
+        ClickatellHook(batch_size=201)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"scheduled_delivery_time": datetime(2031, 1, 1, 9)}, "no time zone"),
+        ({"scheduled_delivery_time": "2031-01-01T09:00:00"}, "no time zone"),
+        ({"scheduled_delivery_time": datetime(2001, 1, 1, tzinfo=timezone.utc)}, "in the past"),
+        ({"validity_period": 0}, "whole number"),
+        ({"request_format": "yaml"}, "json' or 'xml"),
+        ({"sender": "Bad!Sender"}, "characters"),
+    ],
+)
+def test_bad_options_send_nothing(hook: ClickatellHook, requests_mock: Any, kwargs: dict, why: str) -> None:
+    with pytest.raises(SmsValidationError, match=why):
+        hook.send_message("+61400000001", "hi", **kwargs)
+    assert requests_mock.call_count == 0
+
+
+def test_401_is_auth_error_without_the_key(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(
+        URL,
+        status_code=401,
+        json={"messages": [], "errorCode": 1, "error": "Invalid or missing Auth token", "errorDescription": "x"},
+    )
+    with pytest.raises(SmsAuthError, match="Invalid or missing Auth token") as info:
+        hook.send_sms("+61400000001", "hi")
+    assert TOKEN not in str(info.value)
+
+
+def test_202_without_messages_is_delivery_unknown(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(URL, status_code=202, json={"unexpected": True})
+    with pytest.raises(SmsDeliveryUnknownError, match="may have been sent"):
+        hook.send_sms("+61400000001", "hi")
+    assert requests_mock.call_count == 1
+
+
+def test_xml_with_a_doctype_is_refused(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("ck", "clickatell", request_format="xml")
+    evil = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><SendMessagesResponse/>'
+    requests_mock.post(URL, status_code=202, text=evil)
+    with pytest.raises(SmsDeliveryUnknownError, match="could not be read"):
+        ClickatellHook("ck").send_sms("+61400000001", "hi")
+
+
+def test_test_connection_sends_no_recipient(hook: ClickatellHook, requests_mock: Any) -> None:
+    requests_mock.post(URL, status_code=400, json={"error": "no recipients"})
+    assert hook.test_connection()[0] is True
+    assert requests_mock.request_history[0].json() == {"content": "", "to": []}
+    requests_mock.post(URL, status_code=401, json={"error": "Invalid or missing Auth token"})
+    ok, message = ClickatellHook().test_connection()
+    assert not ok and TOKEN not in message
