@@ -27,5 +27,17 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_sms.operators.send",
+                    "airflow_provider_sms.operators.cellcast",
+                    "airflow_provider_sms.operators.clickatell",
+                    "airflow_provider_sms.operators.cloudware",
+                ],
+            }
+        ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],
+        "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
     }

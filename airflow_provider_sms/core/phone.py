@@ -111,3 +111,10 @@ def prepare_recipients(
             seen.add(number)
             numbers.append(number)
     return numbers, rejected
+
+
+def mask_number(number: str) -> str:
+    """A number shortened for logs (``+614*****001``): enough to recognize, not enough to dial."""
+    if len(number) <= 7:
+        return number[:2] + "*" * max(len(number) - 2, 0)
+    return number[:4] + "*" * (len(number) - 7) + number[-3:]
