@@ -6,13 +6,19 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-sms-tests-"))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+from pathlib import Path
 
 import pytest
 
 from tests.scripted_server import ScriptedServer
+
+# Airflow reads its configuration on first import: set it up before any test module imports Airflow.
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-sms-tests-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 TOKEN = "s3cr3t-token-value-XYZ"
 
@@ -35,6 +41,16 @@ def make_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return conn_id
 
     return make
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated SQLite metadata database in the session's AIRFLOW_HOME, for real DAG runs."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
 
 
 @pytest.fixture

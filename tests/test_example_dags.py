@@ -1,0 +1,91 @@
+"""The example DAGs: they import cleanly, and real DAG runs (``dag.test()``) send the right requests."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE_DAGS
+from tests.wire import multipart_fields
+
+EXPECTED = {"sms_alerting", "scheduled_reminders", "mms_campaign", "cloudware_queue"}
+
+
+def load_dag(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLE_DAGS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_example_dags_import_without_errors(airflow_db: None) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) >= EXPECTED
+
+
+@pytest.fixture
+def sms_conns(make_conn: Any) -> None:
+    make_conn("cellcast_default", "cellcast")
+    make_conn("clickatell_default", "clickatell")
+    make_conn("cloudware_default", "cloudware")
+
+
+def test_alerting_dag_texts_on_call_when_the_load_fails(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:
+    requests_mock.post("https://api.cellcast.com/api/v1/gateway", json={"status": True, "data": {}})
+    run = load_dag("sms_alerting").test(run_conf={"simulate_failure": True})
+    assert run.state == "failed"
+    (alert,) = requests_mock.request_history
+    body = alert.json()
+    assert body["contacts"] == ["+61400000001"]
+    assert body["message"].startswith("Airflow FAILED: sms_alerting.nightly_load try 1")
+    assert body["message"].endswith("orders table is locked")
+
+
+def test_alerting_dag_stays_quiet_on_success(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:
+    run = load_dag("sms_alerting").test()
+    assert run.state == "success"
+    assert requests_mock.call_count == 0
+
+
+def test_reminders_are_scheduled_for_9am_local(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:
+    import pendulum
+
+    requests_mock.post(
+        "https://platform.clickatell.com/messages",
+        status_code=202,
+        json={"messages": [{"apiMessageId": "x", "accepted": True, "to": "0"}]},
+    )
+    load_dag("scheduled_reminders").test()
+    sent = {tuple(r.json()["to"]): r.json() for r in requests_mock.request_history}
+    assert set(sent) == {("61400000001",), ("14155550123",), ("2348012345678",)}
+    zones = {"61400000001": "Australia/Sydney", "2348012345678": "Africa/Lagos"}
+    for (number,), body in sent.items():
+        when = datetime.strptime(body["scheduledDeliveryTime"], "%Y-%m-%dT%H:%M:%S%z")
+        assert when > datetime.now(timezone.utc)
+        if number in zones:
+            assert pendulum.instance(when).in_timezone(zones[number]).hour == 9
+        assert body["content"].startswith("Hi ")
+
+
+def test_mms_campaign_uploads_the_image(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:
+    requests_mock.post("https://api.cellcast.com/api/v1/gatewaymms", json={"status": True, "data": {}})
+    assert load_dag("mms_campaign").test().state == "success"
+    request = requests_mock.request_history[0]
+    fields = multipart_fields(request.headers["Content-Type"], request.body)
+    assert fields["media"][0] == "promo.png"
+    assert fields["media"][1] == (EXAMPLE_DAGS / "assets" / "promo.png").read_bytes()
+
+
+def test_cloudware_queue_takes_recipients_from_xcom(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:
+    requests_mock.post("https://api.cloudware.chat/v1/sms/queue", json={"status": "success", "data": {"id": "1"}})
+    assert load_dag("cloudware_queue").test().state == "success"
+    bodies = sorted((r.json() for r in requests_mock.request_history), key=lambda b: b["to"])
+    assert [b["to"] for b in bodies] == ["2348012345678", "2348012345679", "2348012345680"]
+    assert all(b["message"].startswith("Our 20") and "newsletter" in b["message"] for b in bodies)
