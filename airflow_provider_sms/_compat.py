@@ -2,7 +2,7 @@
 
 Everything else in the package imports them from here, so supporting both lines is a matter of this
 file alone. ``AIRFLOW_V_3`` tells the few features that exist only on Airflow 3 (event triggers for
-``AssetWatcher``) whether they can run.
+``AssetWatcher``) whether they can run; ``BaseEventTrigger`` is None on Airflow 2.11.
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ try:
         Context,
         PokeReturnValue,
     )
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
     AIRFLOW_V_3 = True
 except ImportError:  # Airflow 2.11
-    from airflow.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
@@ -29,14 +33,25 @@ except ImportError:  # Airflow 2.11
 
     AIRFLOW_V_3 = False
 
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+try:
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError:  # Airflow 2.11 has no event-driven scheduling
+    BaseEventTrigger = None  # type: ignore[assignment,misc]
+
 __all__ = [
     "AIRFLOW_V_3",
     "AirflowFailException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseNotifier",
     "BaseOperator",
     "BaseSensorOperator",
+    "BaseTrigger",
     "Context",
     "PokeReturnValue",
+    "TriggerEvent",
 ]

@@ -11,7 +11,14 @@ import pytest
 from tests.conftest import EXAMPLE_DAGS
 from tests.wire import multipart_fields
 
-EXPECTED = {"sms_alerting", "scheduled_reminders", "mms_campaign", "cloudware_queue"}
+EXPECTED = {
+    "sms_alerting",
+    "scheduled_reminders",
+    "mms_campaign",
+    "cloudware_queue",
+    "reply_approval",
+    "inbound_asset_watcher",
+}
 
 
 def load_dag(name: str) -> Any:
@@ -89,3 +96,35 @@ def test_cloudware_queue_takes_recipients_from_xcom(airflow_db: None, sms_conns:
     bodies = sorted((r.json() for r in requests_mock.request_history), key=lambda b: b["to"])
     assert [b["to"] for b in bodies] == ["2348012345678", "2348012345679", "2348012345680"]
     assert all(b["message"].startswith("Our 20") and "newsletter" in b["message"] for b in bodies)
+
+
+@pytest.mark.parametrize(("reply", "branch"), [("Yes, publish it", "publish"), ("no", "hold")])
+def test_reply_approval_waits_deferred_then_branches(
+    airflow_db: None, sms_conns: None, requests_mock: Any, reply: str, branch: str
+) -> None:
+    requests_mock.post("https://api.cloudware.chat/v1/sms/send", json={"status": "success", "data": {"id": "1"}})
+
+    def inbound(request: Any, context: Any) -> dict:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        received = {
+            "type": "message_received",
+            "from": "61400000001",
+            "to": "61400000000",
+            "message": reply,
+            "message_id": f"r-{reply}",
+            "created_at": now,
+            "sent_at": now,
+        }
+        other = dict(received, **{"from": "61400000999", "message_id": "x", "message": "YES"})
+        return {"data": [other, received]}
+
+    requests_mock.get("https://api.cloudware.chat/v1/sms/messages", json=inbound)
+    run = load_dag("reply_approval").test()
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["wait_for_reply"] == "success"
+    assert states[branch] == "success"
+    assert states["hold" if branch == "publish" else "publish"] == "skipped"
+    ask = requests_mock.request_history[0].json()
+    assert ask["to"] == "61400000001"
+    assert "Reply YES" in ask["message"]

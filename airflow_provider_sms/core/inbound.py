@@ -1,0 +1,118 @@
+"""Matching inbound replies: the one function the sensor and both triggers use.
+
+A filter keeps messages received at or after ``since``, from one of ``from_numbers`` (normalized to
+E.164 like every other number), whose text matches ``match``: a regular expression searched in the
+text, or a list of keywords matched case-insensitively as whole words. The hooks list messages newest
+first and stop paging at ``since``; ``scan_replies`` walks that stream once, keeping only the earliest
+match (the first answer counts) and the newest time seen (the cursor for the next poll).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.core.results import InboundMessage
+
+
+def compile_match(match: str | Sequence[str] | None) -> re.Pattern[str] | None:
+    """A regex (used as given) or keywords (whole words, any case) as one compiled pattern."""
+    if match is None or match == "" or (not isinstance(match, str) and not list(match)):
+        return None
+    if isinstance(match, str):
+        try:
+            return re.compile(match)
+        except re.error as err:
+            raise SmsValidationError(f"match pattern {match!r} is not a valid regular expression: {err}") from None
+    words = [str(w).strip() for w in match if str(w).strip()]
+    if not words:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE)
+
+
+@dataclass
+class InboundFilter:
+    """Which inbound messages count as the reply we wait for."""
+
+    from_numbers: frozenset[str] = frozenset()
+    pattern: re.Pattern[str] | None = None
+    since: datetime | None = None
+    skip_ids: frozenset[str] = field(default_factory=frozenset)
+
+    def matches(self, message: InboundMessage) -> bool:
+        if message.message_id in self.skip_ids:
+            return False
+        if self.since is not None and message.received_at < self.since:
+            return False
+        if self.from_numbers and message.from_number not in self.from_numbers:
+            return False
+        return self.pattern is None or self.pattern.search(message.text) is not None
+
+
+def build_filter(
+    *,
+    from_numbers: Any = None,
+    match: str | Sequence[str] | None = None,
+    since: datetime | str | None = None,
+    default_region: str | None = None,
+) -> InboundFilter:
+    """Normalize the sensor's arguments into an ``InboundFilter`` (bad numbers or regex raise)."""
+    from airflow_provider_sms.core.phone import normalize_number, split_recipients
+    from airflow_provider_sms.core.timestamps import parse_timestamp
+
+    numbers = frozenset(normalize_number(n, default_region) for n in split_recipients(from_numbers))
+    return InboundFilter(
+        from_numbers=numbers,
+        pattern=compile_match(match),
+        since=parse_timestamp(since) if since else None,
+    )
+
+
+@dataclass
+class Scan:
+    """The outcome of one pass: the earliest matching reply, and the newest message time and ids seen."""
+
+    match: InboundMessage | None = None
+    newest: datetime | None = None
+    newest_ids: frozenset[str] = frozenset()
+    all_matches: list[InboundMessage] = field(default_factory=list)
+
+
+def scan_replies(messages: Iterable[InboundMessage], flt: InboundFilter, *, keep_all: bool = False) -> Scan:
+    """Walk messages (newest first) once: keep the earliest match and the cursor for the next poll.
+
+    :param keep_all: also collect every match, oldest first (event triggers fire once per message).
+    """
+    scan = Scan()
+    ids_at_newest: set[str] = set()
+    for message in messages:
+        if scan.newest is None or message.received_at > scan.newest:
+            scan.newest = message.received_at
+            ids_at_newest = {message.message_id}
+        elif message.received_at == scan.newest:
+            ids_at_newest.add(message.message_id)
+        if flt.matches(message):
+            if scan.match is None or message.received_at <= scan.match.received_at:
+                scan.match = message
+            if keep_all:
+                scan.all_matches.append(message)
+    scan.newest_ids = frozenset(ids_at_newest)
+    scan.all_matches.sort(key=lambda m: m.received_at)
+    return scan
+
+
+def poll_replies(hook: Any, flt: InboundFilter, *, keep_all: bool = False) -> Scan:
+    """One poll: list what the provider received since the filter's cursor and scan it."""
+    return scan_replies(hook.iter_messages(since=flt.since), flt, keep_all=keep_all)
+
+
+def advance(flt: InboundFilter, scan: Scan) -> InboundFilter:
+    """The filter for the next poll: start at the newest message seen, skipping the ids already seen there."""
+    if scan.newest is None:
+        return flt
+    skip = scan.newest_ids | (flt.skip_ids if flt.since == scan.newest else frozenset())
+    return InboundFilter(flt.from_numbers, flt.pattern, scan.newest, skip)

@@ -1,0 +1,1 @@
+"""Sensors: wait for inbound SMS replies."""

@@ -1,0 +1,178 @@
+"""Triggers that poll a provider's inbound listing without blocking the triggerer's event loop.
+
+``InboundSmsTrigger`` backs ``InboundSmsSensor(deferrable=True)``: it fires once, with the matched
+message or a timeout. ``InboundSmsEventTrigger`` (Airflow 3) backs an ``AssetWatcher``: it fires once per
+new matching message, and each event's payload (``{"message": InboundMessage.to_dict()}``) becomes the
+asset event's ``extra["payload"]``. Connection lookups go through ``sync_to_async`` and HTTP polls run in
+a worker thread, so the event loop only ever awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_sms._compat import AIRFLOW_V_3, BaseEventTrigger, BaseTrigger, TriggerEvent
+from airflow_provider_sms.core.errors import SmsError
+
+
+async def _hook_and_filter(
+    sms_conn_id: str, from_numbers: Any, match: Any, since: datetime | str | None
+) -> tuple[Any, Any]:
+    from asgiref.sync import sync_to_async
+
+    from airflow_provider_sms.core.inbound import build_filter
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    hook = await sync_to_async(get_sms_hook)(sms_conn_id)
+    return hook, build_filter(from_numbers=from_numbers, match=match, since=since, default_region=hook.default_region)
+
+
+class InboundSmsTrigger(BaseTrigger):
+    """Poll ``sms_conn_id``'s inbound messages until one matches, or until ``timeout_at``.
+
+    :param sms_conn_id: a connection whose hook lists inbound messages (Cellcast, Cloudware).
+    :param from_numbers: only replies from these numbers count.
+    :param match: a regex, or keywords matched case-insensitively as whole words.
+    :param since: ISO-8601 time; only messages received at or after it count.
+    :param poll_interval: seconds between polls.
+    :param timeout_at: ISO-8601 time after which the trigger fires ``{"status": "timeout"}``.
+
+    Events: ``{"status": "matched", "message": {...}}``, ``{"status": "timeout", ...}`` or
+    ``{"status": "error", "error": "..."}`` for failures that waiting cannot fix (auth, bad input).
+    Outages are logged and polled through until the timeout.
+    """
+
+    def __init__(
+        self,
+        sms_conn_id: str,
+        *,
+        from_numbers: Sequence[str] | None = None,
+        match: str | Sequence[str] | None = None,
+        since: str | None = None,
+        poll_interval: float = 60.0,
+        timeout_at: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.sms_conn_id = sms_conn_id
+        self.from_numbers = list(from_numbers) if from_numbers else None
+        self.match = match if isinstance(match, str) or match is None else list(match)
+        self.since = since
+        self.poll_interval = float(poll_interval)
+        self.timeout_at = timeout_at
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "sms_conn_id": self.sms_conn_id,
+                "from_numbers": self.from_numbers,
+                "match": self.match,
+                "since": self.since,
+                "poll_interval": self.poll_interval,
+                "timeout_at": self.timeout_at,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_sms.core.inbound import advance, poll_replies
+        from airflow_provider_sms.core.timestamps import parse_timestamp
+
+        deadline = parse_timestamp(self.timeout_at) if self.timeout_at else None
+        try:
+            hook, flt = await _hook_and_filter(self.sms_conn_id, self.from_numbers, self.match, self.since)
+        except SmsError as err:
+            yield TriggerEvent({"status": "error", "error": str(err)})
+            return
+        while True:
+            try:
+                scan = await asyncio.to_thread(poll_replies, hook, flt)
+            except SmsError as err:
+                if not err.retryable:
+                    yield TriggerEvent({"status": "error", "error": str(err)})
+                    return
+                self.log.warning("polling for inbound SMS failed, will try again: %s", err)
+            else:
+                if scan.match is not None:
+                    yield TriggerEvent({"status": "matched", "message": scan.match.to_dict()})
+                    return
+                flt = advance(flt, scan)
+            now = datetime.now(timezone.utc)
+            if deadline is not None and now >= deadline:
+                yield TriggerEvent({"status": "timeout", "timeout_at": self.timeout_at})
+                return
+            wait = self.poll_interval if deadline is None else min(self.poll_interval, (deadline - now).total_seconds())
+            await asyncio.sleep(max(wait, 0.0))
+
+
+if AIRFLOW_V_3 and BaseEventTrigger is not None:
+    _EventTriggerBase: Any = BaseEventTrigger
+else:
+    _EventTriggerBase = BaseTrigger
+
+
+class InboundSmsEventTrigger(_EventTriggerBase):  # type: ignore[misc]
+    """Fire one event per new matching inbound message, for DAGs scheduled on an ``Asset`` (Airflow 3).
+
+    .. code-block:: python
+
+        trigger = InboundSmsEventTrigger(sms_conn_id="cloudware_default", match=["YES", "NO"])
+        replies = Asset("sms_replies", watchers=[AssetWatcher(name="sms_replies", trigger=trigger)])
+
+    Guarantee: the cursor starts when the trigger starts and moves past every message it has fired
+    for, skipping ids already seen at the boundary, so no message fires twice, not even after a
+    triggerer restart. The price: replies that arrive while no triggerer runs this trigger are not
+    replayed. Transient provider failures are logged and polled through.
+
+    :param sms_conn_id: a connection whose hook lists inbound messages (Cellcast, Cloudware).
+    :param from_numbers: only messages from these numbers count.
+    :param match: a regex, or keywords matched case-insensitively as whole words.
+    :param poll_interval: seconds between polls.
+    """
+
+    def __init__(
+        self,
+        sms_conn_id: str,
+        *,
+        from_numbers: Sequence[str] | None = None,
+        match: str | Sequence[str] | None = None,
+        poll_interval: float = 60.0,
+    ) -> None:
+        if not AIRFLOW_V_3 or BaseEventTrigger is None:
+            raise RuntimeError(
+                "InboundSmsEventTrigger needs Airflow 3 (AssetWatcher); on Airflow 2.11 use InboundSmsSensor"
+            )
+        super().__init__()
+        self.sms_conn_id = sms_conn_id
+        self.from_numbers = list(from_numbers) if from_numbers else None
+        self.match = match if isinstance(match, str) or match is None else list(match)
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "sms_conn_id": self.sms_conn_id,
+                "from_numbers": self.from_numbers,
+                "match": self.match,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_sms.core.inbound import advance, poll_replies
+
+        started = datetime.now(timezone.utc)
+        hook, flt = await _hook_and_filter(self.sms_conn_id, self.from_numbers, self.match, started)
+        while True:
+            try:
+                scan = await asyncio.to_thread(poll_replies, hook, flt, keep_all=True)
+            except SmsError as err:
+                self.log.warning("polling for inbound SMS failed, will try again: %s", err)
+            else:
+                for message in scan.all_matches:
+                    yield TriggerEvent({"message": message.to_dict()})
+                flt = advance(flt, scan)
+            await asyncio.sleep(self.poll_interval)

@@ -1,0 +1,112 @@
+"""The triggers: serialization round-trips, and real runs yielding matched, timeout and error events."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow_provider_sms.triggers.inbound import InboundSmsEventTrigger, InboundSmsTrigger
+
+URL = "https://api.cloudware.chat/v1/sms/messages"
+
+
+def item(text: str, created: datetime, mid: str, sender: str = "61400000001") -> dict[str, str]:
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": "message_received",
+        "from": sender,
+        "to": "61400000000",
+        "message": text,
+        "message_id": mid,
+        "created_at": stamp,
+        "sent_at": stamp,
+    }
+
+
+def rebuild(trigger: Any) -> Any:
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+async def events(trigger: Any, limit: int) -> list[Any]:
+    out = []
+    async for event in trigger.run():
+        out.append(event.payload)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def test_trigger_serialize_round_trips() -> None:
+    trigger = InboundSmsTrigger(
+        "c",
+        from_numbers=["+61400000001"],
+        match=["YES"],
+        since="2030-01-01T00:00:00+00:00",
+        poll_interval=5,
+        timeout_at="2030-01-02T00:00:00+00:00",
+    )
+    assert rebuild(trigger).serialize() == trigger.serialize()
+    event = InboundSmsEventTrigger("c", match="^YES$", poll_interval=7)
+    assert rebuild(event).serialize() == event.serialize()
+
+
+def test_trigger_yields_the_match(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("replies", "cloudware")
+    now = datetime.now(timezone.utc)
+    requests_mock.get(
+        URL,
+        [
+            {"json": {"data": []}},
+            {"json": {"data": [item("yes!", now, "m1")]}},
+        ],
+    )
+    trigger = InboundSmsTrigger(
+        "replies", match=["yes"], since=(now - timedelta(minutes=1)).isoformat(), poll_interval=0.01
+    )
+    (payload,) = asyncio.run(events(trigger, 1))
+    assert payload["status"] == "matched"
+    assert payload["message"]["message_id"] == "m1"
+
+
+def test_trigger_times_out(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("replies", "cloudware")
+    requests_mock.get(URL, json={"data": []})
+    deadline = (datetime.now(timezone.utc) + timedelta(seconds=0.2)).isoformat()
+    trigger = InboundSmsTrigger("replies", match=["yes"], poll_interval=0.05, timeout_at=deadline)
+    (payload,) = asyncio.run(events(trigger, 1))
+    assert payload == {"status": "timeout", "timeout_at": deadline}
+
+
+def test_trigger_reports_auth_failure_and_polls_through_outages(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("replies", "cloudware")
+    requests_mock.get(URL, status_code=401, json={"message": "bad token"})
+    (payload,) = asyncio.run(events(InboundSmsTrigger("replies", poll_interval=0.01), 1))
+    assert payload["status"] == "error"
+    assert "bad token" in payload["error"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_event_trigger_fires_once_per_new_message(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("replies", "cloudware")
+    base = datetime.now(timezone.utc) + timedelta(seconds=5)
+    old = item("YES", base - timedelta(hours=1), "before-start")
+    first = item("YES", base, "a")
+    second = item("yes again", base + timedelta(seconds=1), "b")
+    requests_mock.get(
+        URL,
+        [
+            {"json": {"data": [old]}},
+            {"json": {"data": [first, old]}},
+            {"json": {"data": [first, old]}},
+            {"json": {"data": [second, first, old]}},
+        ],
+    )
+    trigger = InboundSmsEventTrigger("replies", match=["yes"], poll_interval=0.01)
+    payloads = asyncio.run(events(trigger, 2))
+    assert [p["message"]["message_id"] for p in payloads] == ["a", "b"]
