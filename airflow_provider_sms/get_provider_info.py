@@ -38,12 +38,8 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.sensors.inbound"]}
-        ],
-        "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.triggers.inbound"]}
-        ],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.sensors.inbound"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.triggers.inbound"]}],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],
         "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
     }

@@ -61,3 +61,21 @@ def server() -> Iterator[ScriptedServer]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[object]:
+    """One sandbox for the session, on a free loopback port; tests reset it before use."""
+    from airflow_provider_sms.sandbox.server import SandboxServer
+
+    with SandboxServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def sandbox(sandbox_server: object) -> object:
+    srv = sandbox_server
+    srv.store.reset()  # type: ignore[attr-defined]
+    srv.faults.clear()  # type: ignore[attr-defined]
+    srv.faults.reset_stats()  # type: ignore[attr-defined]
+    return srv

@@ -1,0 +1,160 @@
+"""The sandbox's memory: every message sent or received, in one SQLite table (in memory or a file).
+
+One table holds both directions, so a provider's listing (newest first, keyset-paged) is one indexed
+query. All access goes through a lock, so the server thread and tests can share a store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    direction TEXT NOT NULL,          -- 'out' (sent by a client) or 'in' (received from a phone)
+    provider TEXT NOT NULL,
+    endpoint TEXT,
+    message_id TEXT NOT NULL,
+    phone TEXT NOT NULL,              -- the other party, E.164
+    sender TEXT,
+    text TEXT NOT NULL,
+    status TEXT NOT NULL,
+    scheduled_for TEXT,
+    ts TEXT NOT NULL,                 -- ISO-8601 UTC with microseconds: sorts as text
+    segments INTEGER,
+    encoding TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_listing ON messages (provider, direction, ts DESC, seq DESC);
+CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, ts);
+"""
+
+_COLUMNS = (
+    "seq",
+    "direction",
+    "provider",
+    "endpoint",
+    "message_id",
+    "phone",
+    "sender",
+    "text",
+    "status",
+    "scheduled_for",
+    "ts",
+    "segments",
+    "encoding",
+)
+
+
+def stamp(moment: datetime | None = None) -> str:
+    """A sortable UTC timestamp: ``2030-01-01T09:00:00.000000Z``."""
+    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id(kind: str) -> str:
+    """Message ids in each provider's documented shape."""
+    if kind == "cellcast":
+        return uuid.uuid4().hex[:24]
+    if kind == "clickatell":
+        return uuid.uuid4().hex
+    return str(uuid.uuid4().int % 10**12)
+
+
+@dataclass
+class Settings:
+    """Account state a test or demo can change: opt-outs, registered senders, balance, tokens."""
+
+    unsubscribed: set[str] = field(default_factory=set)
+    registered_senders: set[str] | None = None  # None: every well-formed sender ID is accepted
+    balance: int | None = None  # None: unlimited credit; otherwise SMS parts left
+    tokens: set[str] | None = None  # None: any token in the documented form is accepted
+
+
+class Store:
+    """Thread-safe message storage; ``path=":memory:"`` keeps everything in memory."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.settings = Settings()
+        self.recent_calls: deque[float] = deque()  # for per-account rate limits
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert messages (dicts with the table's columns, ``seq`` aside) and return them stored."""
+        stored = []
+        with self._lock:
+            self._db.execute("BEGIN")
+            for row in rows:
+                values = {c: row.get(c) for c in _COLUMNS if c != "seq"}
+                values["ts"] = values["ts"] or stamp()
+                cursor = self._db.execute(
+                    f"INSERT INTO messages ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                    tuple(values.values()),
+                )
+                stored.append({**values, "seq": cursor.lastrowid})
+            self._db.execute("COMMIT")
+        return stored
+
+    def page(
+        self,
+        provider: str,
+        *,
+        directions: tuple[str, ...] = ("in",),
+        before: tuple[str, int] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest first: after the keyset ``before=(ts, seq)``, or skipping ``offset`` rows."""
+        where = f"provider = ? AND direction IN ({', '.join('?' * len(directions))})"
+        params: list[Any] = [provider, *directions]
+        if before is not None:
+            where += " AND (ts < ? OR (ts = ? AND seq < ?))"
+            params += [before[0], before[0], before[1]]
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM messages WHERE {where} ORDER BY ts DESC, seq DESC LIMIT ? OFFSET ?"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(sql, (*params, limit, offset)).fetchall()
+        return [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+
+    def all(self, *, provider: str | None = None, phone: str | None = None) -> list[dict[str, Any]]:
+        """Every message, oldest first, optionally for one provider or phone."""
+        where, params = [], []
+        if provider:
+            where.append("provider = ?")
+            params.append(provider)
+        if phone:
+            where.append("phone = ?")
+            params.append(phone)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        # only fixed column names are interpolated; every value is a bound parameter
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM messages {clause} ORDER BY ts, seq"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def spend(self, parts: int) -> bool:
+        """Take ``parts`` SMS parts from the balance; False (nothing taken) when it is too low."""
+        with self._lock:
+            if self.settings.balance is None:
+                return True
+            if self.settings.balance < parts:
+                return False
+            self.settings.balance -= parts
+            return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM messages")
+            self.settings = Settings()
+            self.recent_calls.clear()

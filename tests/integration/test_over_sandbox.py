@@ -1,0 +1,190 @@
+"""Hooks, sensor and a full DAG run against the sandbox over real loopback HTTP, faults included."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow_provider_sms.core.errors import SmsDeliveryUnknownError
+from airflow_provider_sms.hooks.cellcast import CellcastHook
+from airflow_provider_sms.hooks.clickatell import ClickatellHook
+from airflow_provider_sms.hooks.cloudware import CloudwareHook
+from airflow_provider_sms.sandbox.faults import Fault
+
+AU = [f"+6140000{i:04d}" for i in range(1, 2501)]
+NG = [f"+234801234{i:04d}" for i in range(60)]
+
+
+@pytest.fixture
+def conns(make_conn: Any, sandbox: Any) -> Any:
+    for conn_type in ("cellcast", "clickatell", "cloudware"):
+        make_conn(f"{conn_type}_default", conn_type, host=sandbox.url, country_code="61")
+    make_conn("clickatell_xml", "clickatell", host=sandbox.url, request_format="xml")
+    return sandbox
+
+
+def copies(sandbox: Any, provider: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in sandbox.store.all(provider=provider):
+        if row["direction"] == "out":
+            counts[row["phone"]] = counts.get(row["phone"], 0) + 1
+    return counts
+
+
+def test_cellcast_bulk_send_batches_and_ids_match(conns: Any) -> None:
+    result = CellcastHook().send_sms(AU, "Nightly load finished")
+    assert len(result.accepted) == 2500
+    assert result.requests == 3
+    assert conns.faults.stats()["requests"] == {"POST /api/v1/gateway": 3}
+    stored = {r["phone"]: r["message_id"] for r in conns.store.all(provider="cellcast")}
+    assert {a["to"]: a["message_id"] for a in result.accepted} == stored
+
+
+def test_cellcast_chat_and_mms(conns: Any) -> None:
+    assert len(CellcastHook().send_chat(AU[:3], "hi").accepted) == 3
+    result = CellcastHook().send_mms(AU[:2], "look", media=b"\x89PNG\r\n\x1a\n" + b"\0" * 10)
+    assert [a["to"] for a in result.accepted] == AU[:2]
+    assert all(a["message_id"] for a in result.accepted)
+
+
+@pytest.mark.parametrize("conn_id", ["clickatell_default", "clickatell_xml"])
+def test_clickatell_json_and_xml_with_schedule(conns: Any, conn_id: str) -> None:
+    result = ClickatellHook(conn_id).send_message(AU[:450], "Reminder", scheduled_delivery_time=timedelta(hours=3))
+    assert len(result.accepted) == 450
+    assert result.requests == 3
+    rows = conns.store.all(provider="clickatell")
+    assert {r["status"] for r in rows} == {"scheduled"}
+
+
+def test_cloudware_send_and_queue_over_the_pool(conns: Any) -> None:
+    hook = CloudwareHook(max_workers=4)
+    assert len(hook.send_sms(NG, "hi").accepted) == 60
+    assert len(hook.queue_sms(NG[:5], "later").accepted) == 5
+    assert conns.faults.stats()["peak_in_flight"]["POST /v1/sms/send"] <= 4
+
+
+def test_503_and_429_are_retried_and_everyone_gets_exactly_one_copy(conns: Any) -> None:
+    conns.faults.add(Fault("POST", "/v1/sms/send", count=3, status=503))
+    conns.faults.add(Fault("POST", "/api/v1/gateway", count=2, status=429, retry_after="0"))
+    cloudware = CloudwareHook(max_workers=2, backoff_factor=0.01).send_sms(NG[:10], "hi")
+    cellcast = CellcastHook(backoff_factor=0.01).send_sms(AU[:5], "hi")
+    assert len(cloudware.accepted) == 10
+    assert len(cellcast.accepted) == 5
+    assert copies(conns, "cloudware") == dict.fromkeys(NG[:10], 1)
+    assert copies(conns, "cellcast") == dict.fromkeys(AU[:5], 1)
+    assert conns.faults.stats()["requests"]["POST /api/v1/gateway"] == 3
+
+
+def test_dropped_connection_after_a_post_never_sends_a_second_copy(conns: Any) -> None:
+    conns.faults.add(Fault("POST", "/messages", count=1, drop=True))
+    with pytest.raises(SmsDeliveryUnknownError, match="may have been sent"):
+        ClickatellHook().send_sms(AU[:3], "hi")
+    assert copies(conns, "clickatell") == dict.fromkeys(AU[:3], 1)
+    assert conns.faults.stats()["requests"]["POST /messages"] == 1
+
+
+def test_500_after_processing_is_not_resent(conns: Any) -> None:
+    conns.faults.add(Fault("POST", "/v1/sms/send", count=1, status=500, processed=True))
+    result = CloudwareHook(max_workers=1).send_sms(NG[:2], "hi")
+    assert [r["code"] for r in result.rejected] == ["delivery_unknown"]
+    assert copies(conns, "cloudware") == dict.fromkeys(NG[:2], 1)
+
+
+def test_latency_within_the_timeouts_is_fine(conns: Any) -> None:
+    conns.faults.add(Fault("POST", "/v1/sms/send", count=None, latency_ms=150))
+    assert len(CloudwareHook(max_workers=4).send_sms(NG[:8], "hi").accepted) == 8
+
+
+def test_cellcast_is_paced_under_15_calls_a_second(conns: Any) -> None:
+    result = CellcastHook(batch_size=1, max_workers=4).send_sms(AU[:40], "hi")
+    assert len(result.accepted) == 40
+    stats = conns.faults.stats()["requests"]
+    assert stats == {"POST /api/v1/gateway": 40}  # the sandbox answered no 429: we stayed under its limit
+    stamps = sorted(datetime.fromisoformat(r["ts"].replace("Z", "+00:00")) for r in conns.store.all())
+    per_window = [sum(1 for s in stamps if start <= s < start + timedelta(seconds=1)) for start in stamps]
+    assert max(per_window) <= 15
+
+
+@pytest.mark.parametrize("provider", ["cellcast", "cloudware"])
+def test_sensor_matches_a_reply_through_the_sandbox(conns: Any, provider: str) -> None:
+    from airflow_provider_sms._compat import PokeReturnValue
+    from airflow_provider_sms.sensors.inbound import InboundSmsSensor
+
+    started = datetime.now(timezone.utc) - timedelta(seconds=1)
+    for i in range(120):  # older history the sensor must not page through
+        conns.store.add(
+            [
+                {
+                    "direction": "in",
+                    "provider": provider,
+                    "message_id": f"old{i}",
+                    "phone": "+61400000001",
+                    "text": "YES",
+                    "status": "received",
+                    "ts": f"2020-01-01T00:00:{i % 60:02d}.000000Z",
+                }
+            ]
+        )
+    conns.store.add(
+        [
+            {
+                "direction": "in",
+                "provider": provider,
+                "message_id": "new",
+                "phone": "+61400000001",
+                "text": "yes please",
+                "status": "received",
+                "ts": None,
+            }
+        ]
+    )
+    sensor = InboundSmsSensor(
+        task_id="w",
+        sms_conn_id=f"{provider}_default",
+        from_numbers="0400000001",
+        match=["yes"],
+        since=started.isoformat(),
+    )
+    outcome = sensor.poke({"dag_run": None})
+    assert isinstance(outcome, PokeReturnValue)
+    assert outcome.xcom_value["text"] == "yes please"
+    assert outcome.xcom_value["from_number"] == "+61400000001"
+    listing = "GET /api/v1/apiClient/getResponses" if provider == "cellcast" else "GET /v1/sms/messages"
+    assert conns.faults.stats()["requests"][listing] == 1
+
+
+def test_reply_approval_dag_end_to_end(airflow_db: None, conns: Any) -> None:
+    from tests.test_example_dags import load_dag
+
+    def reply_when_asked() -> None:
+        for _ in itertools.repeat(None, 300):
+            if any(r["direction"] == "out" for r in conns.store.all(provider="cloudware")):
+                conns.store.add(
+                    [
+                        {
+                            "direction": "in",
+                            "provider": "cloudware",
+                            "message_id": "reply-1",
+                            "phone": "+61400000001",
+                            "text": "YES",
+                            "status": "received",
+                            "ts": None,
+                        }
+                    ]
+                )
+                return
+            time.sleep(0.05)
+
+    replier = threading.Thread(target=reply_when_asked, daemon=True)
+    replier.start()
+    run = load_dag("reply_approval").test()
+    replier.join(timeout=1)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success"
+    assert states["publish"] == "success"
+    assert states["hold"] == "skipped"
