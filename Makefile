@@ -11,7 +11,7 @@ endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: venv test lint typecheck unit demo demo-serve bench clean
+.PHONY: venv test lint typecheck unit demo demo-serve sandbox bench clean
 
 venv: $(STAMP)
 
@@ -32,5 +32,14 @@ unit: venv
 
 test: lint typecheck unit
 
+demo: venv
+	$(BIN)/python demo/run_demo.py
+
+demo-serve: venv
+	$(BIN)/python demo/run_demo.py --serve
+
+sandbox: venv
+	$(BIN)/airflow-sms-sandbox --port 8765
+
 clean:
-	rm -rf .venv .venv-airflow-* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-airflow-* .pytest_cache .mypy_cache .ruff_cache .demo
