@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check airflow_provider_sms tests
+	$(BIN)/ruff check airflow_provider_sms tests example_dags demo
+	$(BIN)/ruff format --check airflow_provider_sms tests example_dags demo
 
 typecheck: venv
 	$(BIN)/mypy airflow_provider_sms

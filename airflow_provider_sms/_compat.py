@@ -36,7 +36,7 @@ except ImportError:  # Airflow 2.11
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 try:
-    from airflow.triggers.base import BaseEventTrigger
+    from airflow.triggers.base import BaseEventTrigger  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # Airflow 2.11 has no event-driven scheduling
     BaseEventTrigger = None  # type: ignore[assignment,misc]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11
+    from airflow.models.dag import DAG
 
 from airflow_provider_sms.operators.cellcast import CellcastSendMmsOperator
 

@@ -7,7 +7,12 @@ form, matching YES or NO as whole words; it waits in the triggerer, not a worker
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, task
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import task
+    from airflow.models.dag import DAG
 
 from airflow_provider_sms.operators.send import SendSmsOperator
 from airflow_provider_sms.sensors.inbound import InboundSmsSensor

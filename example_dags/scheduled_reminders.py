@@ -9,7 +9,12 @@ over the groups; Clickatell holds each message until its ``scheduledDeliveryTime
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, task
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import task
+    from airflow.models.dag import DAG
 
 from airflow_provider_sms.operators.clickatell import ClickatellSendMessageOperator
 

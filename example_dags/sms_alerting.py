@@ -7,7 +7,13 @@ and exception and fits one SMS. Trigger with ``{"simulate_failure": true}`` to s
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+
+try:
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import task
+    from airflow.models.dag import DAG
+    from airflow.models.param import Param
 
 from airflow_provider_sms.notifications.sms import SmsNotifier
 

@@ -18,7 +18,6 @@ EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-sms-tests-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 TOKEN = "s3cr3t-token-value-XYZ"
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_sms._compat import AIRFLOW_V_3
+from tests.airflow_names import DagBag
 from tests.conftest import EXAMPLE_DAGS
 from tests.wire import multipart_fields
 
@@ -30,11 +32,10 @@ def load_dag(name: str) -> Any:
 
 
 def test_example_dags_import_without_errors(airflow_db: None) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) >= EXPECTED
+    # the AssetWatcher example defines no DAG on Airflow 2.11
+    assert set(bag.dag_ids) >= (EXPECTED if AIRFLOW_V_3 else EXPECTED - {"inbound_asset_watcher"})
 
 
 @pytest.fixture

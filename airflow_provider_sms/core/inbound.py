@@ -65,11 +65,10 @@ def build_filter(
     from airflow_provider_sms.core.timestamps import parse_timestamp
 
     numbers = frozenset(normalize_number(n, default_region) for n in split_recipients(from_numbers))
-    return InboundFilter(
-        from_numbers=numbers,
-        pattern=compile_match(match),
-        since=parse_timestamp(since) if since else None,
-    )
+    # Providers report times to the second (Cloudware) or millisecond: a reply in the same second as
+    # ``since`` must count, so the bound is floored to the whole second.
+    start = parse_timestamp(since).replace(microsecond=0) if since else None
+    return InboundFilter(from_numbers=numbers, pattern=compile_match(match), since=start)
 
 
 @dataclass

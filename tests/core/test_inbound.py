@@ -62,3 +62,9 @@ def test_keep_all_collects_every_match_oldest_first() -> None:
     flt = build_filter(match=["yes"], since=T0)
     scan = scan_replies([msg("b", "yes", 2), msg("x", "no", 1), msg("a", "yes", 1)], flt, keep_all=True)
     assert [m.message_id for m in scan.all_matches] == ["a", "b"]
+
+
+def test_since_counts_a_reply_in_the_same_second_as_a_provider_reports_it() -> None:
+    flt = build_filter(since=T0 + timedelta(microseconds=700_000))
+    assert flt.since == T0
+    assert flt.matches(msg("same-second", "YES", 0))

@@ -86,3 +86,11 @@ def test_timeout_extra_sets_the_read_timeout(make_conn: Any) -> None:
     make_conn("bad", "cloudware", timeout="soon")
     with pytest.raises(SmsValidationError, match="not a number"):
         _ = CloudwareHook("bad").client
+
+
+def test_airflow_discovers_the_provider_and_its_connection_types() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-sms" in manager.providers
+    assert {"cellcast", "clickatell", "cloudware"} <= set(manager.hooks)

@@ -3,10 +3,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from airflow.sdk import DAG
-
 from airflow_provider_sms.core.encoding import count_segments
 from airflow_provider_sms.notifications.sms import SmsNotifier, fit_one_segment, send_sms_notification
+from tests.airflow_names import DAG
 
 CLOUDWARE = "https://api.cloudware.chat/v1/sms/send"
 

@@ -8,14 +8,10 @@ from typing import Any
 
 import pytest
 
-try:
-    from airflow.sdk.exceptions import TaskDeferred
-except ImportError:  # Airflow 2.11
-    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
-
 from airflow_provider_sms._compat import AirflowFailException, AirflowSensorTimeout, PokeReturnValue
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.sensors.inbound import InboundSmsSensor
+from tests.airflow_names import TaskDeferred
 
 URL = "https://api.cloudware.chat/v1/sms/messages"
 RUN_START = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
