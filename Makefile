@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check airflow_provider_sms tests example_dags demo
-	$(BIN)/ruff format --check airflow_provider_sms tests example_dags demo
+	$(BIN)/ruff check airflow_provider_sms tests example_dags demo benchmarks
+	$(BIN)/ruff format --check airflow_provider_sms tests example_dags demo benchmarks
 
 typecheck: venv
 	$(BIN)/mypy airflow_provider_sms
@@ -38,6 +38,10 @@ demo: venv
 
 demo-serve: venv
 	$(BIN)/python demo/run_demo.py --serve
+
+bench: venv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
+	$(BIN)/python benchmarks/run.py
 
 sandbox: venv
 	$(BIN)/airflow-sms-sandbox --port 8765

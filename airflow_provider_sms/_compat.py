@@ -2,10 +2,13 @@
 
 Everything else in the package imports them from here, so supporting both lines is a matter of this
 file alone. ``AIRFLOW_V_3`` tells the few features that exist only on Airflow 3 (event triggers for
-``AssetWatcher``) whether they can run; ``BaseEventTrigger`` is None on Airflow 2.11.
+``AssetWatcher``) whether they can run; ``BaseEventTrigger`` is None on Airflow 2.11. The trigger base
+classes are imported on first use, since DAG files that only use operators should not pay for them.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 try:
     from airflow.sdk import (
@@ -33,12 +36,27 @@ except ImportError:  # Airflow 2.11
 
     AIRFLOW_V_3 = False
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-try:
-    from airflow.triggers.base import BaseEventTrigger  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # Airflow 2.11 has no event-driven scheduling
-    BaseEventTrigger = None  # type: ignore[assignment,misc]
+    try:
+        from airflow.triggers.base import BaseEventTrigger  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        BaseEventTrigger = None  # type: ignore[assignment,misc]
+
+_TRIGGER_NAMES = ("BaseTrigger", "TriggerEvent", "BaseEventTrigger")
+
+
+def __getattr__(name: str) -> Any:
+    """Trigger base classes load on first use: they live in airflow-core, which DAG files need not import."""
+    if name not in _TRIGGER_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from airflow.triggers import base
+
+    for each in _TRIGGER_NAMES:  # BaseEventTrigger is None on Airflow 2.11 (no event-driven scheduling)
+        globals()[each] = getattr(base, each, None)
+    return globals()[name]
+
 
 __all__ = [
     "AIRFLOW_V_3",

@@ -1,25 +1,58 @@
 """The provider-independent core: numbers, encoding, validation, result and error types, HTTP, batching.
 
-Nothing here imports Airflow. The names below are light to import; ``core.http`` (requests) and
-``phonenumbers`` load only when a hook runs.
+Nothing here imports Airflow. The names below load on first use (PEP 562), so importing one error
+class at DAG-parse time does not import the rest; ``core.http`` (requests) and ``phonenumbers`` load
+only when a hook runs.
 """
 
 from __future__ import annotations
 
-from airflow_provider_sms.core.encoding import SegmentInfo, count_segments
-from airflow_provider_sms.core.errors import (
-    SmsAuthError,
-    SmsDeliveryUnknownError,
-    SmsError,
-    SmsInsufficientCreditError,
-    SmsProviderUnavailableError,
-    SmsRateLimitedError,
-    SmsRejectedError,
-    SmsUnsupportedFeatureError,
-    SmsValidationError,
-)
-from airflow_provider_sms.core.phone import normalize_number, prepare_recipients, split_recipients
-from airflow_provider_sms.core.results import InboundMessage, SendResult
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "SegmentInfo": "encoding",
+    "count_segments": "encoding",
+    "SmsAuthError": "errors",
+    "SmsDeliveryUnknownError": "errors",
+    "SmsError": "errors",
+    "SmsInsufficientCreditError": "errors",
+    "SmsProviderUnavailableError": "errors",
+    "SmsRateLimitedError": "errors",
+    "SmsRejectedError": "errors",
+    "SmsUnsupportedFeatureError": "errors",
+    "SmsValidationError": "errors",
+    "normalize_number": "phone",
+    "prepare_recipients": "phone",
+    "split_recipients": "phone",
+    "InboundMessage": "results",
+    "SendResult": "results",
+}
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.encoding import SegmentInfo, count_segments
+    from airflow_provider_sms.core.errors import (
+        SmsAuthError,
+        SmsDeliveryUnknownError,
+        SmsError,
+        SmsInsufficientCreditError,
+        SmsProviderUnavailableError,
+        SmsRateLimitedError,
+        SmsRejectedError,
+        SmsUnsupportedFeatureError,
+        SmsValidationError,
+    )
+    from airflow_provider_sms.core.phone import normalize_number, prepare_recipients, split_recipients
+    from airflow_provider_sms.core.results import InboundMessage, SendResult
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "InboundMessage",

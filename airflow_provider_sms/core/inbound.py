@@ -13,10 +13,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms.core.errors import SmsValidationError
-from airflow_provider_sms.core.results import InboundMessage
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import InboundMessage
 
 
 def compile_match(match: str | Sequence[str] | None) -> re.Pattern[str] | None:

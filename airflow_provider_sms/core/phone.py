@@ -55,7 +55,14 @@ def _normalize_cached(text: str, default_region: str | None) -> str | None:
             parsed = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(parsed):
+        # Checking the default region first skips the search through every region that shares the
+        # calling code (61 is AU, CC and CX); any other number gets the full check.
+        in_home_region = (
+            default_region is not None
+            and phonenumbers.country_code_for_region(default_region) == parsed.country_code
+            and phonenumbers.is_valid_number_for_region(parsed, default_region)
+        )
+        if in_home_region or phonenumbers.is_valid_number(parsed):
             return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return None
 

@@ -6,7 +6,6 @@ what sensors return, so downstream tasks never see provider-specific shapes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -113,5 +112,7 @@ class InboundMessage:
 
 def derive_message_id(*parts: str) -> str:
     """A stable id for a message whose provider gave none: the same inputs always give the same id."""
+    import hashlib
+
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return f"derived-{digest[:24]}"

@@ -267,13 +267,25 @@ class CellcastHook(SmsHook):
                 )
         return keep
 
-    def _match(self, contact: Any, wanted: set[str]) -> str | None:
+    @staticmethod
+    def _index(batch: Sequence[str]) -> dict[str, str]:
+        """Every form Cellcast may write a sent number in (``400000001``, ``61…``, ``04…``) -> E.164."""
+        index = {}
+        for number in batch:
+            index[number] = index[number[1:]] = number
+            if number.startswith(_AU):
+                index[number[3:]] = index["0" + number[3:]] = number
+        return index
+
+    def _match(self, contact: Any, index: dict[str, str]) -> str | None:
         cleaned = _CONTACT_JUNK.sub("", str(contact or ""))
+        if cleaned in index:
+            return index[cleaned]
         try:
             number = normalize_number(cleaned, self.default_region)
         except SmsValidationError:
             return None
-        return number if number in wanted else None
+        return number if number in index else None
 
     def _check_status(self, body: Any, endpoint: str) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -292,7 +304,7 @@ class CellcastHook(SmsHook):
         data = self._check_status(body, endpoint).get("data")
         data = data if isinstance(data, dict) else {}
         result = SendResult(self.provider, requests=attempts)
-        wanted = set(batch)
+        wanted = self._index(batch)
         done: set[str] = set()
         for item in data.get("queueResponse") or []:
             number = self._match(item.get("Contact"), wanted)
@@ -316,7 +328,7 @@ class CellcastHook(SmsHook):
         """Map the chat answer, whose ``data`` lists ``{"number", "message"}`` per number sent."""
         data = self._check_status(body, CHAT).get("data")
         result = SendResult(self.provider, requests=attempts)
-        wanted = set(batch)
+        wanted = self._index(batch)
         done: set[str] = set()
         for item in data if isinstance(data, list) else []:
             number = self._match(item.get("number") if isinstance(item, dict) else None, wanted)

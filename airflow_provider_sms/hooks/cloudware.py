@@ -1,7 +1,7 @@
 """Cloudware: ``POST /v1/sms/send`` and ``/v1/sms/queue`` (one recipient a call) and ``GET /v1/sms/messages``.
 
 Cloudware takes one recipient per request, so a send to many numbers runs over a bounded pool of
-concurrent keep-alive connections (``max_workers``, default 8; never more requests in flight). The
+concurrent keep-alive connections (``max_workers``, default 16; never more requests in flight). The
 inbound listing is followed through ``next_page`` only while it stays on the connection's host.
 API page: https://docs.cloudware.chat (Send a message, Queue a message, Get a list of received messages).
 """
@@ -31,7 +31,7 @@ class CloudwareHook(SmsHook):
     :param cloudware_conn_id: connection of type ``cloudware``; password = access token (sent as
         ``Authorization: Bearer <token>``), host = optional base URL, extras ``sender``,
         ``country_code`` and ``timeout``.
-    :param max_workers: concurrent requests (and kept-alive connections), default 8.
+    :param max_workers: concurrent requests (and kept-alive connections), default 16.
     """
 
     conn_name_attr = "cloudware_conn_id"
@@ -41,7 +41,7 @@ class CloudwareHook(SmsHook):
     provider = "cloudware"
     default_host = "https://api.cloudware.chat"
     batch_limit = 1
-    default_workers = 8
+    default_workers = 16
 
     def __init__(self, cloudware_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(cloudware_conn_id, **kwargs)

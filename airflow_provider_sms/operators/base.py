@@ -12,11 +12,13 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
-from airflow_provider_sms.core.results import SendResult
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import SendResult
 
 _SUMMARY_LIMIT = 10
 

@@ -15,7 +15,7 @@ class CloudwareQueueSmsOperator(SmsBaseOperator):
     :param to: recipients: a list, a comma-separated string or an XCom list. (templated)
     :param message: the text, or a path to a ``.txt`` template. (templated)
     :param sender: ``from``; defaults to the connection's. (templated)
-    :param max_workers: concurrent requests (default 8).
+    :param max_workers: concurrent requests (default 16).
     :param cloudware_conn_id: the ``cloudware`` connection.
     """
 

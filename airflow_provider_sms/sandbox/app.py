@@ -4,7 +4,8 @@ Control API (JSON), for tests and demos:
 ``GET /_sandbox/messages`` (sent and received, filter by ``provider``/``phone``),
 ``POST /_sandbox/inbound`` (``{"provider", "from", "text", "received_at"?}``: a phone replies),
 ``POST /_sandbox/faults`` (a ``Fault`` rule) and ``DELETE /_sandbox/faults``,
-``POST /_sandbox/settings`` (``unsubscribed``, ``registered_senders``, ``balance``, ``tokens``),
+``POST /_sandbox/settings`` (``unsubscribed``, ``registered_senders``, ``balance``, ``tokens``,
+``cellcast_rate_limit``),
 ``GET /_sandbox/stats`` and ``POST /_sandbox/reset``. ``GET /`` shows the conversations with a form to
 reply as the recipient.
 """
@@ -111,6 +112,8 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
             current.registered_senders = None if senders is None else set(senders)
         if "balance" in body:
             current.balance = body["balance"]
+        if "cellcast_rate_limit" in body:
+            current.cellcast_rate_limit = body["cellcast_rate_limit"]
         if "tokens" in body:
             current.tokens = None if body["tokens"] is None else set(body["tokens"])
         return JSONResponse({"unsubscribed": sorted(current.unsubscribed), "balance": current.balance})

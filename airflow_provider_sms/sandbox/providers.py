@@ -28,7 +28,6 @@ from airflow_provider_sms.sandbox.store import Store, new_id, stamp
 PAGE_SIZE = 50
 SANDBOX_NUMBER = "61400000000"  # the number the sandbox account sends from and receives on
 _CELLCAST_CONTACT = re.compile(r"^(?:\+?61|0)?(4\d{8})$")
-_CELLCAST_RATE = 15  # calls a second, as documented
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -54,6 +53,12 @@ def _parse_time(text: str) -> datetime | None:
 
 def _token_ok(store: Store, token: str) -> bool:
     return bool(token) and (store.settings.tokens is None or token in store.settings.tokens)
+
+
+def _bearer_ok(store: Store, request: Request) -> bool:
+    """The ``Authorization: Bearer <token>`` form Cellcast and Cloudware document, with an accepted token."""
+    header = request.headers.get("authorization", "")
+    return header.startswith("Bearer ") and _token_ok(store, header[7:].strip())
 
 
 # --- Cellcast ---------------------------------------------------------------------------------------
@@ -89,13 +94,15 @@ class Cellcast:
         self.store = store
 
     def _refuse(self, request: Request) -> Response | None:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or not _token_ok(self.store, header[7:].strip()):
+        if not _bearer_ok(self.store, request):
             return _cellcast_api_error(401, "Token expired", "Token expired ....")
+        limit = self.store.settings.cellcast_rate_limit
+        if limit is None:
+            return None
         calls, now = self.store.recent_calls, time.monotonic()
         while calls and now - calls[0] >= 1.0:
             calls.popleft()
-        if len(calls) >= _CELLCAST_RATE:
+        if len(calls) >= limit:
             return JSONResponse(
                 {"code": 429, "message": "Too many requests", "error": "OVER_LIMIT"},
                 status_code=429,
@@ -456,8 +463,7 @@ class Cloudware:
         self.store = store
 
     def _refuse(self, request: Request) -> Response | None:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or not _token_ok(self.store, header[7:].strip()):
+        if not _bearer_ok(self.store, request):
             return JSONResponse({"status": "error", "message": "Unauthenticated."}, status_code=401)
         return None
 

@@ -75,6 +75,7 @@ class Settings:
     registered_senders: set[str] | None = None  # None: every well-formed sender ID is accepted
     balance: int | None = None  # None: unlimited credit; otherwise SMS parts left
     tokens: set[str] | None = None  # None: any token in the documented form is accepted
+    cellcast_rate_limit: int | None = 15  # calls a second, as documented; None turns the limit off
 
 
 class Store:

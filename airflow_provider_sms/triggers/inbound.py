@@ -30,7 +30,34 @@ async def _hook_and_filter(
     return hook, build_filter(from_numbers=from_numbers, match=match, since=since, default_region=hook.default_region)
 
 
-class InboundSmsTrigger(BaseTrigger):
+class _InboundFilterArgs:
+    """The arguments both triggers share, kept JSON-safe for ``serialize()``."""
+
+    def _set_filter_args(
+        self,
+        sms_conn_id: str,
+        from_numbers: Sequence[str] | None,
+        match: str | Sequence[str] | None,
+        poll_interval: float,
+    ) -> None:
+        self.sms_conn_id = sms_conn_id
+        self.from_numbers = list(from_numbers) if from_numbers else None
+        self.match = match if isinstance(match, str) or match is None else list(match)
+        self.poll_interval = float(poll_interval)
+
+    def _filter_args(self) -> dict[str, Any]:
+        return {
+            "sms_conn_id": self.sms_conn_id,
+            "from_numbers": self.from_numbers,
+            "match": self.match,
+            "poll_interval": self.poll_interval,
+        }
+
+    def _classpath(self) -> str:
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
+
+class InboundSmsTrigger(_InboundFilterArgs, BaseTrigger):
     """Poll ``sms_conn_id``'s inbound messages until one matches, or until ``timeout_at``.
 
     :param sms_conn_id: a connection whose hook lists inbound messages (Cellcast, Cloudware).
@@ -56,25 +83,12 @@ class InboundSmsTrigger(BaseTrigger):
         timeout_at: str | None = None,
     ) -> None:
         super().__init__()
-        self.sms_conn_id = sms_conn_id
-        self.from_numbers = list(from_numbers) if from_numbers else None
-        self.match = match if isinstance(match, str) or match is None else list(match)
+        self._set_filter_args(sms_conn_id, from_numbers, match, poll_interval)
         self.since = since
-        self.poll_interval = float(poll_interval)
         self.timeout_at = timeout_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "sms_conn_id": self.sms_conn_id,
-                "from_numbers": self.from_numbers,
-                "match": self.match,
-                "since": self.since,
-                "poll_interval": self.poll_interval,
-                "timeout_at": self.timeout_at,
-            },
-        )
+        return self._classpath(), {**self._filter_args(), "since": self.since, "timeout_at": self.timeout_at}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_sms.core.inbound import advance, poll_replies
@@ -113,7 +127,7 @@ else:
     _EventTriggerBase = BaseTrigger
 
 
-class InboundSmsEventTrigger(_EventTriggerBase):  # type: ignore[misc]
+class InboundSmsEventTrigger(_InboundFilterArgs, _EventTriggerBase):  # type: ignore[misc]
     """Fire one event per new matching inbound message, for DAGs scheduled on an ``Asset`` (Airflow 3).
 
     .. code-block:: python
@@ -145,21 +159,10 @@ class InboundSmsEventTrigger(_EventTriggerBase):  # type: ignore[misc]
                 "InboundSmsEventTrigger needs Airflow 3 (AssetWatcher); on Airflow 2.11 use InboundSmsSensor"
             )
         super().__init__()
-        self.sms_conn_id = sms_conn_id
-        self.from_numbers = list(from_numbers) if from_numbers else None
-        self.match = match if isinstance(match, str) or match is None else list(match)
-        self.poll_interval = float(poll_interval)
+        self._set_filter_args(sms_conn_id, from_numbers, match, poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "sms_conn_id": self.sms_conn_id,
-                "from_numbers": self.from_numbers,
-                "match": self.match,
-                "poll_interval": self.poll_interval,
-            },
-        )
+        return self._classpath(), self._filter_args()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_sms.core.inbound import advance, poll_replies

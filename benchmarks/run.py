@@ -1,0 +1,524 @@
+"""``make bench``: this provider against the loop users write by hand, measured side by side in one run.
+
+1. Fan-out: one message to N recipients per provider, through the hook and ``SendSmsOperator``,
+   against the sandbox with 20 ms of latency per request; the baseline is one ``requests.post`` per
+   recipient, sequential, no session (the providers' own samples). The baseline is measured in full up
+   to ``--baseline-max`` recipients and extrapolated linearly (it is sequential) beyond, flagged so.
+2. CPU per recipient with the network stubbed out, and peak memory at N = 100,000.
+3. Extra import time of the DAG-facing modules over ``airflow.sdk`` alone, in fresh processes.
+4. Inbound polling with 100,000 stored messages and 10 new ones since the cursor.
+
+Writes ``benchmarks/results.json``, ``benchmarks/results.md`` and ``benchmarks/fanout.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+LATENCY_MS = 20
+TOKEN = "bench-token"  # noqa: S105 - the sandbox accepts any token
+
+TARGETS = {
+    "cellcast": {"max_requests_10k": 10, "min_ratio": 50},
+    "clickatell": {"max_requests_10k": 50, "min_ratio": 50},
+    "cloudware": {"max_requests_10k": None, "min_ratio": 8},
+}
+BASELINE_REQUEST: dict[str, Callable[[str, str], tuple[str, dict[str, str], dict[str, Any]]]] = {
+    # what each provider's own sample does for a single recipient
+    "cellcast": lambda url, to: (
+        f"{url}/api/v1/gateway",
+        {"Authorization": f"Bearer {TOKEN}"},
+        {"message": "The nightly load finished", "contacts": [to]},
+    ),
+    "clickatell": lambda url, to: (
+        f"{url}/messages",
+        {"Authorization": TOKEN},
+        {"content": "The nightly load finished", "to": [to.lstrip("+")]},
+    ),
+    "cloudware": lambda url, to: (
+        f"{url}/v1/sms/send",
+        {"Authorization": f"Bearer {TOKEN}"},
+        {"to": to.lstrip("+"), "message": "The nightly load finished"},
+    ),
+}
+
+
+def numbers(n: int, provider: str) -> list[str]:
+    if provider == "cellcast":  # Cellcast sends to Australian mobiles only
+        return [f"+614{i:08d}" for i in range(n)]
+    return [f"+2348{i:09d}" for i in range(n)]
+
+
+class RemoteSandbox:
+    """The sandbox in a process of its own (as a real provider is on another machine), driven over HTTP."""
+
+    def __init__(self) -> None:
+        import socket
+
+        import requests
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "airflow_provider_sms.sandbox", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._http = requests.Session()
+        for _ in range(200):
+            try:
+                self._http.get(f"{self.url}/_sandbox/stats", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("the sandbox process did not start")
+
+    def reset(self, *, rate_limit: bool) -> None:
+        self._http.post(f"{self.url}/_sandbox/reset", timeout=10)
+        self._http.post(
+            f"{self.url}/_sandbox/settings", json={"cellcast_rate_limit": 15 if rate_limit else None}, timeout=10
+        )
+        for path in ("/api/v1/gateway", "/messages", "/v1/sms/send"):
+            fault = {"method": "POST", "path": path, "count": None, "latency_ms": LATENCY_MS}
+            self._http.post(f"{self.url}/_sandbox/faults", json=fault, timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._http.get(f"{self.url}/_sandbox/stats", timeout=10).json())
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+
+def set_env(server: Any) -> None:
+    for conn_type in ("cellcast", "clickatell", "cloudware"):
+        conn = {"conn_type": conn_type, "host": server.url, "password": TOKEN, "extra": {"country_code": "61"}}
+        os.environ[f"AIRFLOW_CONN_BENCH_{conn_type.upper()}"] = json.dumps(conn)
+
+
+def run_ours(server: Any, provider: str, n: int, via: str) -> dict[str, Any]:
+    from airflow_provider_sms.hooks import get_sms_hook
+    from airflow_provider_sms.operators.send import SendSmsOperator
+
+    server.reset(rate_limit=True)
+    to = numbers(n, provider)
+    started = time.perf_counter()
+    if via == "hook":
+        result = get_sms_hook(f"bench_{provider}").send_sms(to, "The nightly load finished").to_dict()
+    else:
+        op = SendSmsOperator(
+            task_id="bench", sms_conn_id=f"bench_{provider}", to=to, message="The nightly load finished"
+        )
+        result = op.execute({"ti": None})  # type: ignore[arg-type]
+    wall = time.perf_counter() - started
+    stats = server.stats()
+    return {
+        "provider": provider,
+        "via": via,
+        "recipients": n,
+        "accepted": len(result["accepted"]),
+        "requests": stats["total_requests"],
+        "peak_in_flight": max(stats["peak_in_flight"].values()),
+        "wall_s": round(wall, 3),
+        "messages_per_s": round(len(result["accepted"]) / wall, 1),
+    }
+
+
+def run_baseline(server: Any, provider: str, n: int) -> dict[str, Any]:
+    import requests
+
+    server.reset(rate_limit=False)  # no 429s for the baseline: that only flatters it
+    accepted = 0
+    started = time.perf_counter()
+    for number in numbers(n, provider):
+        url, headers, body = BASELINE_REQUEST[provider](server.url, number)
+        response = requests.post(url, headers=headers, json=body, timeout=30)  # a new connection each time
+        accepted += response.status_code in (200, 202)
+    wall = time.perf_counter() - started
+    return {
+        "provider": provider,
+        "via": "baseline",
+        "recipients": n,
+        "accepted": accepted,
+        "requests": server.stats()["total_requests"],
+        "wall_s": round(wall, 3),
+        "messages_per_s": round(accepted / wall, 1),
+        "extrapolated": False,
+    }
+
+
+def fanout(server: Any, sizes: list[int], baseline_max: int) -> list[dict[str, Any]]:
+    rows = []
+    for provider in ("cellcast", "clickatell", "cloudware"):
+        run_ours(server, provider, 10, "hook")  # warm-up: phonenumbers metadata, connection lookup
+        measured: dict[str, Any] | None = None
+        for n in sizes:
+            for via in ("hook", "operator"):
+                rows.append(run_ours(server, provider, n, via))
+                print(
+                    f"  {provider:<10} {via:<8} N={n:>6}: {rows[-1]['messages_per_s']:>9} msg/s, "
+                    f"{rows[-1]['requests']} requests",
+                    flush=True,
+                )
+            if n <= baseline_max:
+                base = run_baseline(server, provider, n)
+            else:
+                measured = measured or run_baseline(server, provider, baseline_max)
+                wall = measured["wall_s"] * n / measured["recipients"]
+                base = {
+                    **measured,
+                    "recipients": n,
+                    "accepted": n,
+                    "requests": n,
+                    "wall_s": round(wall, 1),
+                    "extrapolated": True,
+                    "measured_recipients": measured["recipients"],
+                }
+            rows.append(base)
+            print(
+                f"  {provider:<10} baseline N={n:>6}: {base['messages_per_s']:>9} msg/s"
+                f"{' (extrapolated)' if base['extrapolated'] else ''}",
+                flush=True,
+            )
+    return rows
+
+
+class StubClient:
+    """Stands in for the HTTP client: serializes the request and parses a pre-built answer, no network."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def request(self, method: str, path: str, *, json_body: Any = None, **kwargs: Any) -> Any:
+        from airflow_provider_sms.core.http import HttpReply
+
+        body = json.dumps(json_body)
+        key = body[:0] + json.dumps((json_body.get("contacts") or json_body.get("to") or [""])[:1])
+        text = self.answers[key]
+        return HttpReply(200, json.loads(text), text, 1, f"{method} {path}")
+
+
+def stub_answers(provider: str, to: list[str], batch: int) -> dict[str, str]:
+    answers = {}
+    for start in range(0, len(to), batch):
+        part = to[start : start + batch]
+        if provider == "cellcast":
+            key = json.dumps(part[:1])
+            body = {
+                "status": True,
+                "data": {
+                    "queueResponse": [
+                        {"Contact": n[3:], "MessageId": f"{i:024x}", "Result": "Message added to queue."}
+                        for i, n in enumerate(part)
+                    ]
+                },
+            }
+        elif provider == "clickatell":
+            key = json.dumps([part[0].lstrip("+")])
+            body = {
+                "messages": [
+                    {"apiMessageId": f"{i:032x}", "accepted": True, "to": n.lstrip("+")} for i, n in enumerate(part)
+                ]
+            }
+        else:
+            key = json.dumps(part[0].lstrip("+")[:1])
+            body = {"status": "success", "data": {"id": "1"}}
+        answers[key] = json.dumps(body)
+    return answers
+
+
+def cpu_per_recipient() -> list[dict[str, Any]]:
+    from airflow_provider_sms.core.phone import _normalize_cached
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    rows = []
+    for provider in ("cellcast", "clickatell", "cloudware"):
+        for n in (10_000, 100_000):
+            to = numbers(n, provider)
+            hook = get_sms_hook(f"bench_{provider}", max_workers=1)
+            hook.__dict__["client"] = StubClient(stub_answers(provider, to, hook.batch_limit))
+            hook.send_sms(to[:10], "warm-up")
+            cpu = float("inf")
+            for _ in range(3 if n <= 10_000 else 1):
+                _normalize_cached.cache_clear()  # every number parsed afresh, as in a new task
+                gc.collect()
+                started = time.process_time()
+                result = hook.send_sms(to, "The nightly load finished")
+                cpu = min(cpu, time.process_time() - started)
+            assert len(result.accepted) == n, (provider, len(result.accepted), result.rejected[:2])
+            _normalize_cached.cache_clear()
+            tracemalloc.start()
+            hook.send_sms(to, "The nightly load finished")
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rows.append(
+                {
+                    "provider": provider,
+                    "recipients": n,
+                    "cpu_s": round(cpu, 3),
+                    "us_per_recipient": round(cpu / n * 1e6, 1),
+                    "peak_mib": round(peak / 2**20, 1),
+                }
+            )
+            print(
+                f"  {provider:<10} N={n:>6}: {rows[-1]['us_per_recipient']} us/recipient, "
+                f"peak {rows[-1]['peak_mib']} MiB",
+                flush=True,
+            )
+    return rows
+
+
+IMPORT_PROBE = """
+import sys, time
+import airflow.sdk
+from airflow.sdk import BaseOperator, BaseSensorOperator, BaseNotifier
+started = time.perf_counter()
+from airflow_provider_sms.operators.send import SendSmsOperator
+from airflow_provider_sms.sensors.inbound import InboundSmsSensor
+from airflow_provider_sms.notifications.sms import SmsNotifier
+extra = time.perf_counter() - started
+heavy = sorted(m for m in ("phonenumbers", "requests", "airflow_provider_sms.sandbox", "starlette") if m in sys.modules)
+print(extra, ",".join(heavy))
+"""
+
+
+def import_cost(runs: int) -> dict[str, Any]:
+    samples, heavy = [], ""
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True)  # noqa: S603
+        value, _, heavy = out.stdout.strip().splitlines()[-1].partition(" ")
+        samples.append(float(value) * 1000)
+    result = {
+        "runs": runs,
+        "median_ms": round(statistics.median(samples), 2),
+        "max_ms": round(max(samples), 2),
+        "heavy_modules_loaded": heavy.split(",") if heavy else [],
+    }
+    print(f"  extra import time: median {result['median_ms']} ms over {runs} fresh processes", flush=True)
+    return result
+
+
+def inbound_polling(server: Any) -> list[dict[str, Any]]:
+    from airflow_provider_sms._compat import PokeReturnValue
+    from airflow_provider_sms.sensors.inbound import InboundSmsSensor
+
+    rows = []
+    for provider in ("cloudware", "cellcast"):
+        server.store.reset()
+        server.faults.clear()
+        old = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        server.store.add(
+            {
+                "direction": "in",
+                "provider": provider,
+                "message_id": f"old{i}",
+                "phone": "+61400000002",
+                "text": "YES",
+                "status": "received",
+                "ts": (old + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }
+            for i in range(100_000)
+        )
+        cursor = datetime.now(timezone.utc)
+        time.sleep(1.1)  # the new messages come after the cursor, at the providers' one-second precision
+        server.store.add(
+            {
+                "direction": "in",
+                "provider": provider,
+                "message_id": f"new{i}",
+                "phone": "+61400000001",
+                "text": "YES" if i == 9 else "thinking",
+                "status": "received",
+                "ts": None,
+            }
+            for i in range(10)
+        )
+        server.faults.reset_stats()
+        sensor = InboundSmsSensor(
+            task_id="bench",
+            sms_conn_id=f"bench_{provider}",
+            from_numbers="0400000001",
+            match=["yes"],
+            since=cursor.isoformat(),
+        )
+        started = time.perf_counter()
+        outcome = sensor.poke({"dag_run": None})
+        wall = time.perf_counter() - started
+        assert isinstance(outcome, PokeReturnValue), "the new reply was not found"
+        requests_made = server.faults.stats()["total_requests"]
+        rows.append(
+            {
+                "provider": provider,
+                "stored": 100_010,
+                "new": 10,
+                "requests": requests_made,
+                "poke_ms": round(wall * 1000, 1),
+            }
+        )
+        print(
+            f"  {provider:<10} 100,000 stored + 10 new: {requests_made} request(s), {rows[-1]['poke_ms']} ms",
+            flush=True,
+        )
+    return rows
+
+
+def write_outputs(data: dict[str, Any]) -> None:
+    fan = data["fanout"]
+    for row in fan:
+        if row["via"] != "baseline":
+            base = next(
+                b
+                for b in fan
+                if b["via"] == "baseline" and (b["provider"], b["recipients"]) == (row["provider"], row["recipients"])
+            )
+            row["ratio_to_baseline"] = round(row["messages_per_s"] / base["messages_per_s"], 1)
+    (HERE / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+    lines = [
+        f"Measured {data['measured_at']} on {data['machine']} (Airflow {data['airflow']}), "
+        f"{LATENCY_MS} ms of injected latency per request.",
+        "",
+        "| provider | N | ours (hook) msg/s | requests | ours (operator) msg/s | baseline msg/s | baseline requests "
+        "| ratio (hook/baseline) | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for provider, target in TARGETS.items():
+        for n in sorted({r["recipients"] for r in fan if r["provider"] == provider}):
+            pick = {r["via"]: r for r in fan if r["provider"] == provider and r["recipients"] == n}
+            ratio = pick["hook"]["ratio_to_baseline"]
+            req_goal = (
+                f", <= {target['max_requests_10k']} requests" if target["max_requests_10k"] and n == 10_000 else ""
+            )
+            mark = "*" if pick["baseline"]["extrapolated"] else ""
+            lines.append(
+                f"| {provider} | {n:,} | {pick['hook']['messages_per_s']:,} | {pick['hook']['requests']} | "
+                f"{pick['operator']['messages_per_s']:,} | {pick['baseline']['messages_per_s']:,}{mark} | "
+                f"{pick['baseline']['requests']:,} | {ratio:,.1f}x | >= {target['min_ratio']}x{req_goal} |"
+            )
+    lines += [
+        "",
+        "\\* baseline extrapolated linearly from a measured run of `--baseline-max` recipients "
+        "(it is sequential, so its time grows linearly); `--full-baseline` measures it.",
+        "",
+        "| provider | N | CPU us/recipient (network stubbed) | peak memory |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in data["cpu"]:
+        lines.append(
+            f"| {row['provider']} | {row['recipients']:,} | {row['us_per_recipient']} | {row['peak_mib']} MiB |"
+        )
+    imp = data["import_cost"]
+    lines += [
+        "",
+        f"Extra import time of the operator, sensor and notifier modules over `airflow.sdk`: median "
+        f"{imp['median_ms']} ms over {imp['runs']} fresh processes (max {imp['max_ms']} ms); heavy modules "
+        f"loaded at parse time: {', '.join(imp['heavy_modules_loaded']) or 'none'}.",
+        "",
+        "| provider | stored messages | new since cursor | requests per poke | poke time |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in data["inbound"]:
+        lines.append(
+            f"| {row['provider']} | {row['stored']:,} | {row['new']} | {row['requests']} | {row['poke_ms']} ms |"
+        )
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    plot(fan)
+
+
+def plot(fan: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours = {"cellcast": "tab:blue", "clickatell": "tab:orange", "cloudware": "tab:green"}
+    for provider, colour in colours.items():
+        for via, style in (("hook", "-o"), ("baseline", "--x")):
+            pts = sorted(
+                (r["recipients"], r["messages_per_s"]) for r in fan if r["provider"] == provider and r["via"] == via
+            )
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                style,
+                color=colour,
+                label=f"{provider} {'airflow-provider-sms' if via == 'hook' else 'requests.post loop'}",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("recipients")
+    ax.set_ylabel("messages per second (log)")
+    ax.set_title(f"One message to N recipients, {LATENCY_MS} ms latency per request")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(HERE / "fanout.png", dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="recipient counts for the fan-out")
+    parser.add_argument("--baseline-max", type=int, default=1000, help="largest N to measure the baseline in full")
+    parser.add_argument("--full-baseline", action="store_true", help="measure the baseline at every N (slow)")
+    parser.add_argument("--import-runs", type=int, default=15)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    import logging
+
+    logging.getLogger("airflow_provider_sms").setLevel(logging.ERROR)
+    import airflow
+
+    from airflow_provider_sms.sandbox.server import SandboxServer
+
+    set_env(SimpleNamespace(url="https://unused.invalid"))
+    print("CPU per recipient, network stubbed:", flush=True)
+    cpu = cpu_per_recipient()
+    remote = RemoteSandbox()
+    try:
+        set_env(remote)
+        print("Fan-out (hook, operator, baseline), sandbox in its own process:", flush=True)
+        fan = fanout(remote, sizes, max(sizes) if args.full_baseline else args.baseline_max)
+    finally:
+        remote.stop()
+    with SandboxServer() as server:
+        set_env(server)
+        print("Inbound polling:", flush=True)
+        inbound = inbound_polling(server)
+    print("Import cost:", flush=True)
+    imports = import_cost(args.import_runs)
+    data = {
+        "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "airflow": airflow.__version__,
+        "latency_ms": LATENCY_MS,
+        "fanout": fan,
+        "cpu": cpu,
+        "import_cost": imports,
+        "inbound": inbound,
+        "targets": TARGETS,
+    }
+    write_outputs(data)
+    print((HERE / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
