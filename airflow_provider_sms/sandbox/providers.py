@@ -183,14 +183,19 @@ class Cellcast:
         }
         return JSONResponse(_cellcast_envelope(True, "Request is being processed", data))
 
-    async def gateway(self, request: Request) -> Response:
+    async def _json_send(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        """Auth, a JSON body with a message, and a valid sender: the checks every JSON send makes first."""
         if (refused := self._refuse(request)) is not None:
-            return refused
+            return {}, refused
         body = _json_or_none(await request.body())
         if not isinstance(body, dict) or not str(body.get("message") or "").strip():
-            return _cellcast_api_error(400, "Message is required", "Message is required.")
-        if (bad := self._sender_error(body.get("sender"))) is not None:
-            return bad
+            return {}, _cellcast_api_error(400, "Message is required", "Message is required.")
+        return body, self._sender_error(body.get("sender"))
+
+    async def gateway(self, request: Request) -> Response:
+        body, error = await self._json_send(request)
+        if error is not None:
+            return error
         if str(body.get("countryCode") or "61") != "61":
             return _cellcast_api_error(400, "Only country code 61 is allowed", "Invalid country code.")
         when = None
@@ -232,13 +237,9 @@ class Cellcast:
         )
 
     async def chat(self, request: Request) -> Response:
-        if (refused := self._refuse(request)) is not None:
-            return refused
-        body = _json_or_none(await request.body())
-        if not isinstance(body, dict) or not str(body.get("message") or "").strip():
-            return _cellcast_api_error(400, "Message is required", "Message is required.")
-        if (bad := self._sender_error(body.get("sender"))) is not None:
-            return bad
+        body, error = await self._json_send(request)
+        if error is not None:
+            return error
         numbers = body.get("number")
         if not isinstance(numbers, list) or not numbers or len(numbers) > 1000:
             return _cellcast_api_error(400, "number must be a JSON array of 1 to 1000 numbers", "Invalid number.")
