@@ -201,3 +201,16 @@ def test_dag_files_importing_the_operators_do_not_load_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_message_can_be_a_txt_template_file(tmp_path: Any, conns: None, requests_mock: Any) -> None:
+    from tests.airflow_names import DAG
+
+    (tmp_path / "alert.txt").write_text("Load for {{ ds }} failed: {{ params.table }}\n")
+    requests_mock.post(CELLCAST, json=queued("400000001"))
+    with DAG("txt_template", schedule=None, template_searchpath=str(tmp_path), params={"table": "orders"}) as dag:
+        op = SendSmsOperator(task_id="t", sms_conn_id="primary", to="0400000001", message="alert.txt")
+    op.resolve_template_files()
+    op.render_template_fields({"ds": "2030-01-31", "params": dag.params, "dag": dag})
+    run(op)
+    assert requests_mock.request_history[0].json()["message"] == "Load for 2030-01-31 failed: orders"
