@@ -10,7 +10,6 @@ batch failed, the first error is raised with the full result attached as ``error
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -45,13 +44,13 @@ def send_batches(
     :raises SmsError: the first batch's error when no batch succeeded, with ``error.result`` = ``into``.
     """
     provider = into.provider
-    stop = threading.Event()
     errors: list[SmsError | None] = [None] * len(batches)
+    auth_failure: list[SmsAuthError] = []  # set once; every later batch would fail the same way
 
     def run(index: int) -> SendResult:
         batch = batches[index]
-        if stop.is_set():
-            errors[index] = next(e for e in errors if isinstance(e, SmsAuthError))
+        if auth_failure:
+            errors[index] = auth_failure[0]
             result = SendResult(provider)
             for number in batch:
                 result.add_rejected(number, SmsAuthError.code, "not attempted: the provider refused the credentials")
@@ -61,7 +60,7 @@ def send_batches(
         except SmsError as err:
             errors[index] = err
             if isinstance(err, SmsAuthError):
-                stop.set()
+                auth_failure.append(err)
             log.warning("%s: a batch of %d recipient(s) failed: %s", provider, len(batch), err)
             result = SendResult(provider, requests=1)
             for number in batch:

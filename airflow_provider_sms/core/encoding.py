@@ -32,14 +32,6 @@ class SegmentInfo:
     units: int
     segments: int
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "encoding": self.encoding,
-            "characters": self.characters,
-            "units": self.units,
-            "segments": self.segments,
-        }
-
 
 def _unit_costs(text: str) -> tuple[str, list[int]]:
     """The encoding a text needs and the cost of each character in that encoding's units."""

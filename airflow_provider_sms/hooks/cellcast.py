@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_provider_sms.core.batching import chunked, send_batches
 from airflow_provider_sms.core.errors import SmsRejectedError, SmsValidationError
-from airflow_provider_sms.core.phone import normalize_number
+from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
 from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
 from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp
 from airflow_provider_sms.core.validation import load_mms_media, resolve_send_time, validate_gif_url
@@ -125,8 +125,6 @@ class CellcastHook(SmsHook):
         """
         text = to_crlf(message or "")
         code = str(country_code or self._extra("country_code") or self.default_country_code).lstrip("+")
-        from airflow_provider_sms.core.phone import region_for_country_code
-
         to, result, chosen_sender, _ = self.prepare_send(numbers, text, sender, region=region_for_country_code(code))
         base: dict[str, Any] = {"message": text, "countryCode": code}
         if chosen_sender:

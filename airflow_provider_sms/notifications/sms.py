@@ -27,8 +27,8 @@ def fit_one_segment(text: str) -> str:
     from airflow_provider_sms.core.encoding import GSM7_BASIC, GSM7_EXTENSION, count_segments
 
     gsm = "".join(c if c in GSM7_BASIC or c in GSM7_EXTENSION else "?" for c in " ".join(text.split()))
-    while count_segments(gsm).segments > 1:
-        gsm = gsm[: max(len(gsm) - max(count_segments(gsm).units - _ONE_SEGMENT + 3, 1), 0)].rstrip() + "..."
+    while (info := count_segments(gsm)).segments > 1:
+        gsm = gsm[: max(len(gsm) - max(info.units - _ONE_SEGMENT + 3, 1), 0)].rstrip() + "..."
     return gsm
 
 

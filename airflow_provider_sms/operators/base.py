@@ -56,7 +56,7 @@ class SmsBaseOperator(BaseOperator):
             result = send()
         except SmsError as err:
             if err.result is None:
-                raise self._failure(err, nobody_accepted=True) from err
+                raise self._failure(err) from err
             result = err.result
         return self.finish(context, result)
 
@@ -82,8 +82,9 @@ class SmsBaseOperator(BaseOperator):
             raise SmsError(message + "; nothing was processed, so the task may be retried safely")
         raise AirflowFailException(message + "; not retried so that nobody is texted twice")
 
-    def _failure(self, err: SmsError, *, nobody_accepted: bool) -> Exception:
-        if err.retryable and nobody_accepted:
+    def _failure(self, err: SmsError) -> Exception:
+        """A send that raised before any result: only an outage or rate limit stays retryable."""
+        if err.retryable:
             return err
         return AirflowFailException(f"{type(err).__name__}: {err}")
 
