@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_sms import __version__
 from airflow_provider_sms.connections import CONNECTION_TYPES
 
 _INTEGRATION = "SMS (Cellcast, Clickatell, Cloudware)"
@@ -15,7 +16,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "SMS",
         "description": "Send SMS, MMS and chat messages through Cellcast, Clickatell and Cloudware, "
         "and wait for or be triggered by inbound replies.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "integrations": [{"integration-name": _INTEGRATION, "tags": ["service"]}],
         "hooks": [
             {

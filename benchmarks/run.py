@@ -24,7 +24,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -324,32 +324,24 @@ def inbound_polling(server: Any) -> list[dict[str, Any]]:
         server.store.reset()
         server.faults.clear()
         old = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        server.store.add(
-            {
-                "direction": "in",
-                "provider": provider,
-                "message_id": f"old{i}",
-                "phone": "+61400000002",
-                "text": "YES",
-                "status": "received",
-                "ts": (old + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            }
-            for i in range(100_000)
+        server.store.add_messages(
+            direction="in",
+            provider=provider,
+            phones=["+61400000002"] * 100_000,
+            text="YES",
+            status="received",
+            ts=old.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         )
         cursor = datetime.now(timezone.utc)
         time.sleep(1.1)  # the new messages come after the cursor, at the providers' one-second precision
-        server.store.add(
-            {
-                "direction": "in",
-                "provider": provider,
-                "message_id": f"new{i}",
-                "phone": "+61400000001",
-                "text": "YES" if i == 9 else "thinking",
-                "status": "received",
-                "ts": None,
-            }
-            for i in range(10)
-        )
+        for i in range(10):
+            server.store.add_message(
+                direction="in",
+                provider=provider,
+                phone="+61400000001",
+                text="YES" if i == 9 else "thinking",
+                status="received",
+            )
         server.faults.reset_stats()
         sensor = InboundSmsSensor(
             task_id="bench",

@@ -50,8 +50,7 @@ def reply_as_approver(server: object, stop: threading.Event) -> None:
         asked = [m for m in store.all(phone=APPROVER) if m["direction"] == "out" and "Reply YES" in m["text"]]
         if asked:
             time.sleep(1.0)
-            store.add([{"direction": "in", "provider": "cloudware", "message_id": "demo-reply",
-                        "phone": APPROVER, "text": "YES", "status": "received", "ts": None}])  # fmt: skip
+            store.add_message(direction="in", provider="cloudware", phone=APPROVER, text="YES", status="received")
             print(f"    (the approver {APPROVER} replied YES)", flush=True)
             return
 

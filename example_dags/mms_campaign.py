@@ -22,7 +22,7 @@ with DAG(
 ) as dag:
     CellcastSendMmsOperator(
         task_id="send_campaign",
-        contacts=["+61400000001", "0400000002", "0400000003"],
+        to=["+61400000001", "0400000002", "0400000003"],
         message="This week only: two coffees for the price of one. Show this message at the counter.",
         media=str(Path(__file__).parent / "assets" / "promo.png"),
         fail_on_rejected=False,

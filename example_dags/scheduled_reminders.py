@@ -48,7 +48,7 @@ with DAG(
             send_at = nine if nine > local_now else nine.add(days=1)
             text = f"Hi {customer['name']}, a reminder of your appointment today at {customer['appointment']}."
             groups.setdefault((text, send_at.isoformat()), []).append(customer["phone"])
-        return [{"to": to, "content": text, "send_at": when} for (text, when), to in groups.items()]
+        return [{"to": to, "message": text, "send_at": when} for (text, when), to in groups.items()]
 
     ClickatellSendMessageOperator.partial(task_id="schedule_reminder").expand_kwargs(
         plan_reminders(customers_with_appointments())

@@ -73,8 +73,5 @@ def sandbox_server() -> Iterator[object]:
 
 @pytest.fixture
 def sandbox(sandbox_server: object) -> object:
-    srv = sandbox_server
-    srv.store.reset()  # type: ignore[attr-defined]
-    srv.faults.clear()  # type: ignore[attr-defined]
-    srv.faults.reset_stats()  # type: ignore[attr-defined]
-    return srv
+    sandbox_server.reset()  # type: ignore[attr-defined]
+    return sandbox_server

@@ -79,7 +79,7 @@ def test_reminders_are_scheduled_for_9am_local(airflow_db: None, sms_conns: None
         assert when > datetime.now(timezone.utc)
         if number in zones:
             assert pendulum.instance(when).in_timezone(zones[number]).hour == 9
-        assert body["content"].startswith("Hi ")
+        assert body["content"].startswith("Hi ")  # Clickatell's field for the text
 
 
 def test_mms_campaign_uploads_the_image(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:

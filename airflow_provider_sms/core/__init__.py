@@ -1,4 +1,4 @@
-"""The provider-independent core: numbers, encoding, validation, result and error types, HTTP, batching.
+"""The provider-independent core: numbers, encoding, validation, results, errors, HTTP, the send pipeline.
 
 Nothing here imports Airflow. The names below load on first use (PEP 562), so importing one error
 class at DAG-parse time does not import the rest; ``core.http`` (requests) and ``phonenumbers`` load
@@ -17,9 +17,11 @@ _EXPORTS = {
     "SmsDeliveryUnknownError": "errors",
     "SmsError": "errors",
     "SmsInsufficientCreditError": "errors",
+    "SmsInvalidNumberError": "errors",
     "SmsProviderUnavailableError": "errors",
     "SmsRateLimitedError": "errors",
     "SmsRejectedError": "errors",
+    "SmsUnsupportedDestinationError": "errors",
     "SmsUnsupportedFeatureError": "errors",
     "SmsValidationError": "errors",
     "normalize_number": "phone",
@@ -36,9 +38,11 @@ if TYPE_CHECKING:
         SmsDeliveryUnknownError,
         SmsError,
         SmsInsufficientCreditError,
+        SmsInvalidNumberError,
         SmsProviderUnavailableError,
         SmsRateLimitedError,
         SmsRejectedError,
+        SmsUnsupportedDestinationError,
         SmsUnsupportedFeatureError,
         SmsValidationError,
     )
@@ -62,9 +66,11 @@ __all__ = [
     "SmsDeliveryUnknownError",
     "SmsError",
     "SmsInsufficientCreditError",
+    "SmsInvalidNumberError",
     "SmsProviderUnavailableError",
     "SmsRateLimitedError",
     "SmsRejectedError",
+    "SmsUnsupportedDestinationError",
     "SmsUnsupportedFeatureError",
     "SmsValidationError",
     "count_segments",

@@ -1,9 +1,10 @@
-"""Provider-neutral delivery plans: failover across connections, personalized sends, dry runs.
+"""Provider-neutral delivery plans: failover across connections and personalized sends.
 
-Nothing here speaks HTTP: it calls hook methods through small callables, so operators and the
-notifier share one implementation. A recipient moves to the next connection only when its failure
-means the provider did not process it (auth, credit, outage, rate limit); ``delivery_unknown`` and
-per-recipient rejections never fail over, so no one is texted twice.
+Nothing here speaks HTTP: it calls hook methods, so operators and the notifier share one
+implementation. A recipient moves to the next connection only when its failure's error class says
+the provider certainly did not process it (``fail_over``: auth, credit, outage, rate limit, a country
+the provider does not serve); ``delivery_unknown`` and per-recipient rejections never fail over, so
+no one is texted twice.
 """
 
 from __future__ import annotations
@@ -11,44 +12,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from airflow_provider_sms.core.encoding import count_segments
-from airflow_provider_sms.core.errors import (
-    SmsAuthError,
-    SmsError,
-    SmsInsufficientCreditError,
-    SmsProviderUnavailableError,
-    SmsRateLimitedError,
-    SmsValidationError,
-)
-from airflow_provider_sms.core.phone import prepare_recipients, split_recipients
+from airflow_provider_sms.core.errors import SmsError, SmsValidationError
+from airflow_provider_sms.core.phone import split_recipients
 from airflow_provider_sms.core.results import SendResult
 
 log = logging.getLogger(__name__)
 
-# Failures that prove the provider did not process the recipient: safe to try elsewhere or later.
-NOT_PROCESSED_CODES = frozenset(
-    {
-        SmsAuthError.code,
-        SmsInsufficientCreditError.code,
-        SmsProviderUnavailableError.code,
-        SmsRateLimitedError.code,
-    }
-)
-RETRYABLE_CODES = frozenset({SmsProviderUnavailableError.code, SmsRateLimitedError.code})
+SendAt = datetime | str | timedelta | None
 
 
 class Sender(Protocol):
     provider: str
 
-    def send_sms(self, to: Any, message: str, *, sender: str | None = None) -> SendResult: ...
+    def send_sms(
+        self, to: Any, message: str, *, sender: str | None = None, send_at: SendAt = None, dry_run: bool = False
+    ) -> SendResult: ...
 
 
-def _send_catching(hook: Sender, to: Sequence[str], message: str, sender: str | None) -> SendResult:
-    """Run one send; a whole-send failure comes back as its attached result instead of an exception."""
+def _send_catching(
+    hook: Sender, to: Sequence[str], message: str, sender: str | None, send_at: SendAt, dry_run: bool
+) -> SendResult:
+    """Run one send; a whole-send failure comes back as its attached result instead of an exception.
+
+    :raises SmsValidationError: the input cannot be sent through this hook (nothing was sent).
+    """
     try:
-        return hook.send_sms(list(to), message, sender=sender)
+        return hook.send_sms(list(to), message, sender=sender, send_at=send_at, dry_run=dry_run)
     except SmsValidationError:
         raise
     except SmsError as err:
@@ -64,30 +56,33 @@ def send_with_failover(
     message: str,
     *,
     sender: str | None = None,
+    send_at: SendAt = None,
+    dry_run: bool = False,
 ) -> SendResult:
     """Send through the first connection, then hand recipients it did not process to the next ones.
 
     :param hooks: factories for the primary hook and its fallbacks, in order (built only when needed).
+    :param dry_run: plan the primary's send only (what fails over is only known by sending).
     :return: one result: accepted entries from fallbacks carry ``provider``; rejected entries are the
         final state of each recipient. ``result.provider`` is the primary's.
     """
     primary = hooks[0]()
-    combined = _send_catching(primary, split_recipients(to), message, sender)
-    for make_hook in hooks[1:]:
-        pending = [r["to"] for r in combined.rejected if r["code"] in NOT_PROCESSED_CODES]
+    combined = _send_catching(primary, split_recipients(to), message, sender, send_at, dry_run)
+    for make_hook in hooks[1:] if not dry_run else ():
+        pending = combined.fail_over_numbers()
         if not pending:
             break
         fallback = make_hook()
         log.warning("failing over %d recipient(s) from %s to %s", len(pending), combined.provider, fallback.provider)
-        outcome = _send_catching(fallback, pending, message, sender)
+        try:
+            outcome = _send_catching(fallback, pending, message, sender, send_at, dry_run)
+        except SmsValidationError as err:  # this fallback cannot take the send; the next one may
+            log.warning("%s cannot take the recipients: %s", fallback.provider, err)
+            continue
         moved = set(pending)
-        combined.rejected = [
-            r for r in combined.rejected if r["to"] not in moved or r["code"] not in NOT_PROCESSED_CODES
-        ]
-        combined.accepted.extend({**a, "provider": fallback.provider} for a in outcome.accepted)
-        combined.rejected.extend(outcome.rejected)
-        combined.unsubscribed.extend(outcome.unsubscribed)
-        combined.requests += outcome.requests
+        combined.rejected = [r for r in combined.rejected if r["to"] not in moved]
+        outcome.accepted = [{**a, "provider": fallback.provider} for a in outcome.accepted]
+        combined.merge(outcome)
     return combined
 
 
@@ -117,48 +112,23 @@ def group_messages(messages: Iterable[Any]) -> dict[str, list[str]]:
 def send_grouped(
     groups: dict[str, list[str]],
     send: Callable[[list[str], str], SendResult],
-    provider: str,
     *,
     max_workers: int = 4,
-) -> SendResult:
-    """Send each text to its recipients (one provider batch per text), at most ``max_workers`` at once."""
-    combined = SendResult(provider)
+) -> list[SendResult]:
+    """Send each text to its recipients (one provider batch per text), at most ``max_workers`` at once.
+
+    :return: one result per text, in the order of ``groups``.
+    """
     items = list(groups.items())
     if max_workers <= 1 or len(items) <= 1:
-        parts = [send(to, text) for text, to in items]
-    else:
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sms-personalized") as pool:
-            parts = list(pool.map(lambda item: send(item[1], item[0]), items))
+        return [send(to, text) for text, to in items]
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sms-personalized") as pool:
+        return list(pool.map(lambda item: send(item[1], item[0]), items))
+
+
+def combine(parts: Sequence[SendResult], provider: str) -> SendResult:
+    """One result from several sends (the groups of a personalized send)."""
+    combined = SendResult(provider)
     for part in parts:
         combined.merge(part)
     return combined
-
-
-def plan_dry_run(
-    groups: dict[str, list[str]],
-    *,
-    provider: str,
-    default_region: str | None,
-    max_segments: int,
-) -> dict[str, Any]:
-    """What a send would do, without sending: normalized and rejected numbers, encoding and segments."""
-    from airflow_provider_sms.core.validation import validate_message
-
-    messages = []
-    total = 0
-    for text, recipients in groups.items():
-        validate_message(text, max_segments=max_segments)
-        info = count_segments(text)
-        numbers, rejected = prepare_recipients(recipients, default_region)
-        total += info.segments * len(numbers)
-        messages.append(
-            {
-                "recipients": numbers,
-                "rejected": rejected,
-                "encoding": info.encoding,
-                "characters": info.characters,
-                "segments_per_message": info.segments,
-                "segments": info.segments * len(numbers),
-            }
-        )
-    return {"dry_run": True, "provider": provider, "messages": messages, "total_segments": total}

@@ -1,15 +1,23 @@
-"""The ``SmsError`` hierarchy: every failure this provider raises, each saying what happened and what to do.
+"""The ``SmsError`` hierarchy: every failure this provider raises, and what each one means.
+
+Each class carries its meaning as data, so no table elsewhere has to repeat it:
+
+- ``code``: the per-recipient code used in ``SendResult.rejected`` (a small fixed vocabulary; the
+  provider's own code, when there is one, is kept beside it as ``provider_code``);
+- ``retryable``: the provider certainly did not process the request and trying again later can
+  succeed (an outage, a rate limit), so an Airflow retry is safe;
+- ``fail_over``: the provider certainly did not process the recipient, so another connection may
+  send it without anyone being texted twice;
+- ``advice``: what the user should do, in one sentence.
 
 Errors carry the provider, the endpoint (method and path, never a query string or header) and a short,
-safe excerpt of the provider's answer, so a user can act on the message without a debugger. Each class
-has a stable ``code`` used in ``SendResult.rejected`` entries, and ``retryable`` says whether trying the
-same request again later can succeed (operators turn non-retryable errors into failed tasks that
-Airflow does not retry).
+safe excerpt of the provider's answer, so a user can act on the message without a debugger.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from airflow_provider_sms.core.results import SendResult
@@ -18,8 +26,10 @@ if TYPE_CHECKING:
 class SmsError(Exception):
     """Base class of every error raised by airflow-provider-sms."""
 
-    code = "error"
-    retryable = False
+    code: ClassVar[str] = "error"
+    retryable: ClassVar[bool] = False
+    fail_over: ClassVar[bool] = False
+    advice: ClassVar[str] = "the provider answered with an error"
 
     def __init__(
         self,
@@ -29,12 +39,15 @@ class SmsError(Exception):
         endpoint: str | None = None,
         status: int | None = None,
         body_excerpt: str | None = None,
+        attempts: int = 0,
     ) -> None:
         self.message = message
         self.provider = provider
         self.endpoint = endpoint
         self.status = status
         self.body_excerpt = body_excerpt
+        # HTTP attempts this failure took (retries included); 0 when nothing was sent.
+        self.attempts = attempts
         # The partial outcome when a send failed as a whole: who was rejected, who was never tried.
         self.result: SendResult | None = None
         super().__init__(self._render())
@@ -57,30 +70,52 @@ class SmsValidationError(SmsError, ValueError):
     """Bad input, found before any request was sent: nothing went to the provider."""
 
     code = "invalid_input"
+    advice = "fix the task's arguments or the connection; nothing was sent"
+
+
+class SmsInvalidNumberError(SmsValidationError):
+    """A recipient is not a valid phone number; it is listed as rejected and never sent to."""
+
+    code = "invalid_number"
+    advice = "correct the number (with its country code) and send to it again"
 
 
 class SmsUnsupportedFeatureError(SmsValidationError):
     """The provider's API has no way to do what was asked; the option is refused, never dropped."""
 
     code = "unsupported_feature"
+    advice = "use a provider that supports the option, or leave it out"
+
+
+class SmsUnsupportedDestinationError(SmsUnsupportedFeatureError):
+    """The provider does not send to this number's country (Cellcast SMS and MMS: Australia only)."""
+
+    code = "unsupported_destination"
+    fail_over = True
+    advice = "send to this number through a provider that covers its country (fallback_conn_ids)"
 
 
 class SmsAuthError(SmsError):
     """The provider refused the credentials (HTTP 401/403) or the connection has no token."""
 
     code = "auth_failed"
+    fail_over = True
+    advice = "the provider refused the credentials; check the connection's password (API token)"
 
 
 class SmsInsufficientCreditError(SmsError):
     """The account has too little balance for this send."""
 
     code = "insufficient_credit"
+    fail_over = True
+    advice = "the account balance is too low; top it up and run the task again"
 
 
 class SmsRejectedError(SmsError):
-    """The provider rejected the request (a 4xx other than auth, credit and rate limiting)."""
+    """The provider rejected the request or the recipient (a 4xx other than auth, credit and rate limits)."""
 
     code = "rejected"
+    advice = "the provider rejected the request; see its answer for the field at fault"
 
 
 class SmsRateLimitedError(SmsError):
@@ -88,13 +123,17 @@ class SmsRateLimitedError(SmsError):
 
     code = "rate_limited"
     retryable = True
+    fail_over = True
+    advice = "still rate limited after retries; lower the send rate or try again later"
 
 
 class SmsProviderUnavailableError(SmsError):
-    """The provider could not be reached or answered 5xx; the request was certainly not processed."""
+    """The provider could not be reached or answered 503; the request was certainly not processed."""
 
     code = "provider_unavailable"
     retryable = True
+    fail_over = True
+    advice = "the provider is unavailable after retries; try again later"
 
 
 class SmsDeliveryUnknownError(SmsError):
@@ -105,3 +144,47 @@ class SmsDeliveryUnknownError(SmsError):
     """
 
     code = "delivery_unknown"
+    advice = (
+        "the provider may have processed the request; the message may have been sent, so it is not resent automatically"
+    )
+
+
+_CREDIT_WORDS = re.compile(r"balance|credit|recharge|insufficient funds", re.IGNORECASE)
+_AUTH_WORDS = re.compile(r"token|unauthori[sz]ed|unauthenticated|api key|credentials", re.IGNORECASE)
+
+
+def refusal_class(reason: str, *, status: int | None = None) -> type[SmsError]:
+    """The error class for a provider's refusal, from its status and its own words.
+
+    Used for 4xx answers and for 2xx answers that carry an explicit error: credit and auth problems are
+    recognized by what the provider says (Cellcast answers a low balance with 422, others with 402 or
+    a 200 holding an error), anything else is a rejection.
+    """
+    if status in (401, 403):
+        return SmsAuthError
+    if status == 429:
+        return SmsRateLimitedError
+    if status == 402 or _CREDIT_WORDS.search(reason or ""):
+        return SmsInsufficientCreditError
+    if status is None and _AUTH_WORDS.search(reason or ""):
+        return SmsAuthError
+    return SmsRejectedError
+
+
+def _subclasses(root: type[SmsError]) -> list[type[SmsError]]:
+    found = []
+    for sub in root.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+# The recipient-code vocabulary: every code a ``SendResult.rejected`` entry may carry, and its meaning.
+BY_CODE: dict[str, type[SmsError]] = {cls.code: cls for cls in _subclasses(SmsError)}
+
+
+def error_class_for(code: str) -> type[SmsError]:
+    """The error class whose ``code`` this is; ``ValueError`` for a code outside the vocabulary."""
+    try:
+        return BY_CODE[code]
+    except KeyError:
+        raise ValueError(f"{code!r} is not a recipient code; use one of {', '.join(sorted(BY_CODE))}") from None

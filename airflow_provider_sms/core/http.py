@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -35,6 +35,7 @@ from airflow_provider_sms.core.errors import (
     SmsRejectedError,
 )
 from airflow_provider_sms.core.pacing import RateLimiter
+from airflow_provider_sms.core.pipeline import Call
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class SmsRetry(Retry):
 
 
 def build_retry(max_retries: int, backoff_factor: float, retry_after_max: int = 60) -> SmsRetry:
-    """The retry policy of DESIGN.md with ``max_retries`` attempts after the first."""
+    """The retry policy of this module (see its docstring) with ``max_retries`` attempts after the first."""
     kwargs: dict[str, Any] = {
         "total": max_retries,
         "connect": max_retries,
@@ -157,10 +158,6 @@ def _looks_like_html(text: str, content_type: str) -> bool:
     return "html" in content_type.lower() or text.lstrip().lower().startswith(("<!doctype html", "<html"))
 
 
-# A classifier lets a hook map a provider-specific error body to a more precise error class.
-ErrorClassifier = Callable[[int, Any, str], "type[SmsError] | None"]
-
-
 class SmsHttpClient:
     """One pooled, retrying ``requests.Session`` bound to a provider's base URL and credentials.
 
@@ -171,7 +168,6 @@ class SmsHttpClient:
     :param secrets: strings scrubbed from any error text (the token).
     :param pool_size: connections kept alive; also the most requests in flight at once.
     :param rate_limiter: paces every request across all threads sharing this client.
-    :param classify: optional hook-specific mapping of an error answer to an error class.
     """
 
     def __init__(
@@ -187,14 +183,12 @@ class SmsHttpClient:
         backoff_factor: float = 0.5,
         pool_size: int = 10,
         rate_limiter: RateLimiter | None = None,
-        classify: ErrorClassifier | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self._secrets = tuple(s for s in secrets if s)
         self._rate_limiter = rate_limiter
-        self._classify = classify
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "airflow-provider-sms", **headers})
         adapter = HTTPAdapter(
@@ -257,7 +251,9 @@ class SmsHttpClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise self._transport_error(method, endpoint, exc) from None
+            error = self._transport_error(method, endpoint, exc)
+            error.attempts = 1
+            raise error from None
         attempts = 1 + len(getattr(getattr(response.raw, "retries", None), "history", ()) or ())
         log.debug(
             "%s %s -> HTTP %s in %.3fs (%d attempt(s))",
@@ -268,12 +264,28 @@ class SmsHttpClient:
             attempts,
         )
         text = response.text
-        if not 200 <= response.status_code < 300:
-            raise self._status_error(method, endpoint, response.status_code, text, response.headers)
-        body: Any = text
-        if expect == "json":
-            body = self._parse_json(method, endpoint, response.status_code, text, response.headers)
+        try:
+            if not 200 <= response.status_code < 300:
+                raise self._status_error(method, endpoint, response.status_code, text, response.headers)
+            body: Any = text
+            if expect == "json":
+                body = self._parse_json(method, endpoint, response.status_code, text, response.headers)
+        except SmsError as error:
+            error.attempts = attempts
+            raise
         return HttpReply(response.status_code, body, text, attempts, endpoint)
+
+    def send(self, call: Call) -> HttpReply:
+        """Send one ``Call`` built by a provider's payload builder (the send pipeline's transport)."""
+        return self.request(
+            call.method,
+            call.path,
+            json_body=call.json,
+            data=call.data,
+            files=call.files,
+            headers=call.headers,
+            expect=call.expect,
+        )
 
     def _parse_json(self, method: str, endpoint: str, status: int, text: str, headers: Mapping[str, str]) -> Any:
         unknown = SmsDeliveryUnknownError if method == "POST" else SmsProviderUnavailableError
@@ -306,10 +318,6 @@ class SmsHttpClient:
 
     def _status_error(self, method: str, endpoint: str, status: int, text: str, headers: Mapping[str, str]) -> SmsError:
         excerpt = _excerpt(text, self._secrets) if text.strip() else None
-        try:
-            payload: Any = json.loads(text) if text.strip() else None
-        except ValueError:
-            payload = None
         html = " with an HTML page" if text.strip() and _looks_like_html(text, headers.get("Content-Type", "")) else ""
         kwargs: dict[str, Any] = {
             "provider": self.provider,
@@ -317,32 +325,20 @@ class SmsHttpClient:
             "status": status,
             "body_excerpt": excerpt,
         }
-        cls = self._classify(status, payload, text) if self._classify else None
-        if cls is None:
-            if status in (401, 403):
-                cls = SmsAuthError
-            elif status == 402 or (400 <= status < 500 and status != 429 and _CREDIT_WORDS.search(text or "")):
-                cls = SmsInsufficientCreditError
-            elif status == 429:
-                cls = SmsRateLimitedError
-            elif 400 <= status < 500:
-                cls = SmsRejectedError
-            elif method == "POST" and status != 503:
-                cls = SmsDeliveryUnknownError
-            else:
-                cls = SmsProviderUnavailableError
-        advice = {
-            SmsAuthError: "the provider refused the credentials; check the connection's password (API token)",
-            SmsInsufficientCreditError: "the account balance is too low; top it up and run the task again",
-            SmsRateLimitedError: "still rate limited after retries; lower the send rate or try again later",
-            SmsRejectedError: "the provider rejected the request; see its answer for the field at fault",
-            SmsDeliveryUnknownError: (
-                "the provider failed after receiving the request; the message may have been sent, "
-                "so it is not resent automatically"
-            ),
-            SmsProviderUnavailableError: "the provider is unavailable after retries; try again later",
-        }.get(cls, "the provider answered with an error")
-        return cls(advice + html, **kwargs)
+        cls: type[SmsError]
+        if status in (401, 403):
+            cls = SmsAuthError
+        elif status == 402 or (400 <= status < 500 and status != 429 and _CREDIT_WORDS.search(text or "")):
+            cls = SmsInsufficientCreditError
+        elif status == 429:
+            cls = SmsRateLimitedError
+        elif 400 <= status < 500:
+            cls = SmsRejectedError
+        elif method == "POST" and status != 503:
+            cls = SmsDeliveryUnknownError
+        else:
+            cls = SmsProviderUnavailableError
+        return cls(cls.advice + html, **kwargs)
 
     def _transport_error(self, method: str, endpoint: str, exc: requests.RequestException) -> SmsError:
         kwargs: dict[str, Any] = {"provider": self.provider, "endpoint": endpoint}

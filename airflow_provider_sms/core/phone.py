@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsValidationError
 
 _SEPARATORS = re.compile(r"[\s().\-/]")
 
@@ -76,11 +76,11 @@ def normalize_number(raw: str | int, default_region: str | None = None) -> str:
     """
     text = str(raw).strip()
     if not text:
-        raise SmsValidationError("an empty phone number was given")
+        raise SmsInvalidNumberError("an empty phone number was given")
     number = _normalize_cached(text, default_region.upper() if default_region else None)
     if number is None:
         hint = "" if default_region else " (give it with its country code, e.g. +61400000000)"
-        raise SmsValidationError(f"{text!r} is not a valid phone number{hint}")
+        raise SmsInvalidNumberError(f"{text!r} is not a valid phone number{hint}")
     return number
 
 
@@ -111,13 +111,53 @@ def prepare_recipients(
     for raw in split_recipients(value):
         try:
             number = normalize_number(raw, default_region)
-        except SmsValidationError as err:
-            rejected.append({"to": raw, "code": "invalid_number", "reason": err.message})
+        except SmsInvalidNumberError as err:
+            rejected.append({"to": raw, "code": err.code, "reason": err.message})
             continue
         if number not in seen:
             seen.add(number)
             numbers.append(number)
     return numbers, rejected
+
+
+class SentNumbers:
+    """Which of a batch's E.164 numbers a provider's answer names, in whatever form it wrote it.
+
+    Providers echo numbers as sent (``+61400000001``), as international digits (``61400000001``), in
+    national form (``400000001``, ``0400000001``) or wrapped in quotes and brackets; ``find`` maps each
+    back to the number of the batch, or None when the answer names a number that was not sent.
+    """
+
+    _JUNK = re.compile(r"[\s\"'\[\]()\-.]")
+
+    def __init__(self, batch: Iterable[str], region: str | None = None) -> None:
+        self._region = region
+        prefix = f"+{_calling_code(region)}" if region else None
+        self._index: dict[str, str] = {}
+        for number in batch:
+            self._index[number] = self._index[number[1:]] = number
+            if prefix and number.startswith(prefix):
+                national = number[len(prefix) :]
+                self._index[national] = self._index["0" + national] = number
+
+    def find(self, written: Any) -> str | None:
+        cleaned = self._JUNK.sub("", str(written or ""))
+        if not cleaned:
+            return None
+        if cleaned in self._index:
+            return self._index[cleaned]
+        try:
+            number = normalize_number(cleaned, self._region)
+        except SmsValidationError:
+            return None
+        return number if number in self._index else None
+
+
+@lru_cache(maxsize=256)
+def _calling_code(region: str) -> int:
+    import phonenumbers
+
+    return int(phonenumbers.country_code_for_region(region))
 
 
 def mask_number(number: str) -> str:

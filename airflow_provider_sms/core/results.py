@@ -13,15 +13,21 @@ from typing import Any
 
 @dataclass
 class SendResult:
-    """What happened to each recipient of one send.
+    """What happened to each recipient of one send (or, with ``dry_run``, what would happen).
 
     :param provider: ``cellcast``, ``clickatell`` or ``cloudware``.
-    :param accepted: one ``{"to": e164, "message_id": str | None}`` per recipient the provider took.
-    :param rejected: one ``{"to": str, "code": str, "reason": str}`` per recipient not taken, either by
-        our validation (``invalid_number``) or by the provider; ``code`` is an ``SmsError.code`` for
-        whole-batch failures.
+    :param accepted: one ``{"to": e164, "message_id": str | None}`` per recipient the provider took
+        (in a dry run: every recipient the send would go to).
+    :param rejected: one ``{"to", "code", "reason"}`` per recipient not taken, by our validation or by
+        the provider; ``code`` is from the fixed vocabulary of ``core.errors`` (``invalid_number``,
+        ``unsupported_destination``, ``rejected``, ``auth_failed``, ``insufficient_credit``,
+        ``rate_limited``, ``provider_unavailable``, ``delivery_unknown``...), and ``provider_code``
+        keeps the provider's own code when it gave one.
     :param unsubscribed: numbers the provider refused because they opted out.
-    :param requests: HTTP calls made, retries included.
+    :param requests: HTTP calls made, retries included (in a dry run: the calls the send would make).
+    :param segments: SMS parts sent (or planned) to the accepted recipients.
+    :param encoding: ``GSM-7`` or ``UCS-2`` when every accepted text had the same encoding.
+    :param dry_run: nothing was sent; this is the plan.
     """
 
     provider: str
@@ -29,6 +35,9 @@ class SendResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     unsubscribed: list[str] = field(default_factory=list)
     requests: int = 0
+    segments: int = 0
+    encoding: str | None = None
+    dry_run: bool = False
 
     @property
     def ok(self) -> bool:
@@ -40,21 +49,54 @@ class SendResult:
         """Numbers that were rejected or unsubscribed, in order."""
         return [r["to"] for r in self.rejected] + list(self.unsubscribed)
 
-    def add_rejected(self, to: str, code: str, reason: str) -> None:
-        self.rejected.append({"to": to, "code": code, "reason": reason})
+    @property
+    def retry_safe(self) -> bool:
+        """True when nobody was accepted and every failure means "not processed, may succeed later"."""
+        from airflow_provider_sms.core.errors import error_class_for
+
+        return (
+            not self.accepted
+            and not self.unsubscribed
+            and all(error_class_for(r["code"]).retryable for r in self.rejected)
+        )
+
+    def fail_over_numbers(self) -> list[str]:
+        """Rejected numbers this provider certainly did not process: another connection may take them."""
+        from airflow_provider_sms.core.errors import error_class_for
+
+        return [r["to"] for r in self.rejected if error_class_for(r["code"]).fail_over]
+
+    def add_accepted(self, to: str, message_id: Any = None) -> None:
+        self.accepted.append({"to": to, "message_id": None if message_id in (None, "") else str(message_id)})
+
+    def add_rejected(self, to: str, code: str, reason: str, provider_code: Any = None) -> None:
+        """Record a recipient that was not taken; ``code`` must be from the recipient-code vocabulary."""
+        from airflow_provider_sms.core.errors import error_class_for
+
+        error_class_for(code)  # an unknown code is a bug here, not something to hand downstream
+        entry: dict[str, Any] = {"to": to, "code": code, "reason": reason}
+        if provider_code not in (None, ""):
+            entry["provider_code"] = str(provider_code)
+        self.rejected.append(entry)
 
     def merge(self, other: SendResult) -> SendResult:
         """Fold another result (one batch, say) into this one and return self."""
+        if other.accepted:
+            mixed = self.accepted and self.encoding != other.encoding
+            self.encoding = None if mixed else other.encoding
         self.accepted.extend(other.accepted)
         self.rejected.extend(other.rejected)
         self.unsubscribed.extend(other.unsubscribed)
         self.requests += other.requests
+        self.segments += other.segments
+        self.dry_run = self.dry_run or other.dry_run
         return self
 
     def summary(self) -> str:
         """One line for logs: counts, never message text."""
+        verb = "would be sent" if self.dry_run else "accepted"
         return (
-            f"{self.provider}: {len(self.accepted)} accepted, {len(self.rejected)} rejected, "
+            f"{self.provider}: {len(self.accepted)} {verb}, {len(self.rejected)} rejected, "
             f"{len(self.unsubscribed)} unsubscribed in {self.requests} request(s)"
         )
 
@@ -65,6 +107,9 @@ class SendResult:
             "rejected": [dict(r) for r in self.rejected],
             "unsubscribed": list(self.unsubscribed),
             "requests": self.requests,
+            "segments": self.segments,
+            "encoding": self.encoding,
+            "dry_run": self.dry_run,
         }
 
 

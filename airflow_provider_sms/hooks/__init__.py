@@ -8,16 +8,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from airflow_provider_sms.connections import CONNECTION_TYPES
 from airflow_provider_sms.core.errors import SmsValidationError
 
 if TYPE_CHECKING:
     from airflow_provider_sms.hooks.base import SmsHook
 
-HOOK_CLASSES = {
-    "cellcast": "airflow_provider_sms.hooks.cellcast.CellcastHook",
-    "clickatell": "airflow_provider_sms.hooks.clickatell.ClickatellHook",
-    "cloudware": "airflow_provider_sms.hooks.cloudware.CloudwareHook",
-}
+# conn_type -> dotted path of its hook class, from the one table of connection types.
+HOOK_CLASSES = {conn_type: spec["hook-class-name"] for conn_type, spec in CONNECTION_TYPES.items()}
 
 
 def hook_class_for(conn_type: str) -> type[SmsHook]:

@@ -1,25 +1,27 @@
-"""What the three provider hooks share: connection reading, the HTTP client, and send preparation.
+"""What the three provider hooks share: the connection, the HTTP client, and the send pipeline.
 
-A provider hook subclasses ``SmsHook``, declares its connection attributes and limits, maps requests
-to its wire format and answers back to ``SendResult``/``InboundMessage``. Everything else (token
-handling, base URL rules, validation, number normalization, batching, pacing) lives here or in
-``core``.
+A provider hook subclasses ``SmsHook``, declares its connection attributes and limits, and supplies
+per send only a payload builder and an answer parser; ``deliver`` runs them through the one pipeline
+of ``core.pipeline`` (validation, numbers, destination rule, batches, pool, pacing, result). Token
+handling and base URL rules live here too, so a provider module holds nothing but its wire format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 
 from airflow_provider_sms._compat import BaseHook
 from airflow_provider_sms.connections import field_behaviour, form_widgets
-from airflow_provider_sms.core.encoding import SegmentInfo
 from airflow_provider_sms.core.errors import SmsAuthError, SmsError, SmsUnsupportedFeatureError, SmsValidationError
-from airflow_provider_sms.core.phone import prepare_recipients, region_for_country_code
+from airflow_provider_sms.core.phone import region_for_country_code
+from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, prepare, run
 from airflow_provider_sms.core.results import InboundMessage, SendResult
-from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, validate_message, validate_sender
+from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, validate_sender
+
+SendAt = datetime | str | timedelta | None
 
 
 class SmsHook(BaseHook):
@@ -41,6 +43,7 @@ class SmsHook(BaseHook):
     default_country_code: ClassVar[str | None] = None
     max_segments: ClassVar[int] = DEFAULT_MAX_SEGMENTS
     requests_per_second: ClassVar[float | None] = None
+    supports_send_at: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -109,10 +112,6 @@ class SmsHook(BaseHook):
         """The auth header in the provider's documented form (Bearer unless overridden)."""
         return {"Authorization": f"Bearer {self.token}"}
 
-    def classify_error(self, status: int, payload: Any, text: str) -> type[SmsError] | None:
-        """Map a provider-specific error answer to an error class; None keeps the generic mapping."""
-        return None
-
     @cached_property
     def client(self) -> Any:
         """The shared HTTP client (``core.http.SmsHttpClient``), built on first use."""
@@ -135,38 +134,75 @@ class SmsHook(BaseHook):
             backoff_factor=self.backoff_factor,
             pool_size=max(self.max_workers, 1),
             rate_limiter=RateLimiter(self.requests_per_second) if self.requests_per_second else None,
-            classify=self.classify_error,
         )
 
-    # --- sending ----------------------------------------------------------------------------------
+    # --- sending ---------------------------------------------------------------------------------
 
-    def prepare_send(
+    def send_sms(
         self,
         to: str | Iterable[Any],
         message: str,
-        sender: str | None,
         *,
-        region: str | None = None,
-        check_text: bool = True,
-    ) -> tuple[list[str], SendResult, str | None, SegmentInfo | None]:
-        """Validate everything before a request: text, sender, recipients.
+        sender: str | None = None,
+        send_at: SendAt = None,
+        dry_run: bool = False,
+    ) -> SendResult:
+        """Send one plain SMS text to one or more recipients: the provider-neutral send.
 
-        :return: ``(numbers, result, sender, segments)``: unique E.164 numbers to send to, a result
-            already holding the invalid inputs as rejected, the sender to use, the text's segments.
-        :raises SmsValidationError: empty or too long text, bad sender, or no valid recipient.
+        :param to: one number, a list, or a comma-separated string; any form ``phonenumbers`` reads.
+        :param message: the text.
+        :param sender: the sender ID; blank uses the connection's ``sender`` or the provider's default.
+        :param send_at: when the provider should deliver: an aware datetime, an ISO-8601 string with an
+            offset, or a ``timedelta`` from now. Naive and past times are refused.
+        :param dry_run: send nothing; return what the send would do (``SendResult.dry_run``).
         """
-        info = validate_message(message, max_segments=self.max_segments) if check_text else None
-        chosen_sender = validate_sender(sender) if sender not in (None, "") else self.default_sender
-        numbers, rejected = prepare_recipients(to, region if region is not None else self.default_region)
-        if not numbers:
-            detail = "; ".join(f"{r['to']}: {r['reason']}" for r in rejected[:5]) or "none was given"
-            raise SmsValidationError(f"no valid recipient ({detail})", provider=self.provider)
-        result = SendResult(self.provider, rejected=list(rejected))
-        return numbers, result, chosen_sender, info
-
-    def send_sms(self, to: str | Iterable[Any], message: str, *, sender: str | None = None) -> SendResult:
-        """Send one plain SMS text to one or more recipients (the provider-neutral send)."""
         raise NotImplementedError
+
+    def deliver(
+        self,
+        to: str | Iterable[Any],
+        message: str,
+        *,
+        build: Builder,
+        parse: Parser,
+        sender: str | None = None,
+        send_at: SendAt = None,
+        region: str | None = None,
+        destination: DestinationRule | None = None,
+        check_text: bool = True,
+        dry_run: bool = False,
+    ) -> SendResult:
+        """Run the send pipeline with this connection: what every provider send method calls.
+
+        :param build: the provider's payload builder for one batch.
+        :param parse: the provider's answer parser for one batch.
+        :param region: the region for national numbers; defaults to the connection's.
+        :param destination: why the provider cannot send to a number (None when it can).
+        :param check_text: apply the SMS length rules (not for MMS or binary content).
+        :param dry_run: everything but the network: same validation, rejections, batches and request
+            count as a real send, and the same connection checks.
+        """
+        prepared = prepare(
+            to,
+            message,
+            provider=self.provider,
+            sender=sender,
+            default_sender=self.default_sender,
+            send_at=send_at,
+            region=self.default_region if region is None else region,
+            destination=destination,
+            check_text=check_text,
+            max_segments=self.max_segments,
+        )
+        transport = self.client.send  # built for a dry run too: the connection is checked the same way
+        return run(
+            prepared,
+            build,
+            parse,
+            batch_size=self.batch_size,
+            transport=None if dry_run else transport,
+            max_workers=self.max_workers,
+        )
 
     def iter_messages(self, *, since: datetime | str | None = None) -> Iterator[InboundMessage]:
         """Yield received messages, newest first, down to ``since``."""

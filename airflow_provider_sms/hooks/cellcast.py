@@ -12,24 +12,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_sms.core.batching import chunked, send_batches
-from airflow_provider_sms.core.errors import SmsRejectedError, SmsValidationError
-from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
+from airflow_provider_sms.core.answers import require_success
+from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsValidationError
+from airflow_provider_sms.core.phone import SentNumbers, normalize_number, region_for_country_code
+from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
 from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
 from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp
-from airflow_provider_sms.core.validation import load_mms_media, resolve_send_time, validate_gif_url
-from airflow_provider_sms.hooks.base import SmsHook
+from airflow_provider_sms.core.validation import load_mms_media, validate_gif_url
+from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
 GATEWAY = "/api/v1/gateway"
 CHAT = "/api/v1/chat"
 MMS = "/api/v1/gatewaymms"
 RESPONSES = "/api/v1/apiClient/getResponses"
 _AU = "+61"
-_CONTACT_JUNK = re.compile(r"[\s\"'\[\]]")
 
 
 def to_crlf(text: str) -> str:
@@ -71,87 +72,80 @@ class CellcastHook(SmsHook):
 
     def send_sms(
         self,
-        contacts: str | Iterable[Any],
+        to: str | Iterable[Any],
         message: str,
         *,
         sender: str | None = None,
+        send_at: SendAt = None,
         country_code: str | int | None = None,
-        schedule_at: datetime | str | timedelta | None = None,
+        dry_run: bool = False,
     ) -> SendResult:
         """Send a plain SMS with ``POST /api/v1/gateway``, 1,000 numbers a call.
 
-        :param contacts: numbers (list, or comma-separated string) in any form Cellcast accepts.
+        :param to: numbers (list, or comma-separated string); Australian (+61) numbers only.
         :param message: the text; new lines are sent as ``\\r\\n``.
         :param sender: sender ID; blank uses the connection's ``sender`` or Cellcast's shared number.
+        :param send_at: an aware datetime, ISO-8601 string or ``timedelta`` from now; sent as UTC
+            (``scheduleAt``). Naive and past times are refused.
         :param country_code: Cellcast accepts only 61.
-        :param schedule_at: an aware datetime, ISO-8601 string or ``timedelta`` from now; sent as UTC.
-            Naive and past times are refused.
+        :param dry_run: send nothing; return what the send would do.
         """
-        text = to_crlf(message or "")
         code = self._au_country_code(country_code)
-        when = resolve_send_time(schedule_at)
-        numbers, result, chosen_sender, _ = self.prepare_send(contacts, text, sender)
-        numbers = self._australian_only(numbers, result)
-        base: dict[str, Any] = {"message": text}
-        if chosen_sender:
-            base["sender"] = chosen_sender
-        if code:
-            base["countryCode"] = code
-        if when:
-            base["scheduleAt"] = format_schedule(when)
-
-        def send(batch: Sequence[str]) -> SendResult:
-            reply = self.client.request("POST", GATEWAY, json_body={**base, "contacts": list(batch)})
-            return self._parse_queue_answer(batch, reply.body, reply.attempts, GATEWAY)
-
-        return self._fan_out(numbers, send, result)
+        return self.deliver(
+            to,
+            to_crlf(message or ""),
+            sender=sender,
+            send_at=send_at,
+            destination=self._australian_only,
+            build=partial(self._gateway_call, code),
+            parse=self._parse_queue_answer,
+            dry_run=dry_run,
+        )
 
     def send_chat(
         self,
-        numbers: str | Iterable[Any],
+        to: str | Iterable[Any],
         message: str,
         *,
         sender: str | None = None,
         sms_template_id: str | None = None,
         rms_template_id: str | None = None,
         country_code: str | int | None = None,
+        dry_run: bool = False,
     ) -> SendResult:
         """Send a chat message with ``POST /api/v1/chat``, 1,000 numbers a call.
 
-        :param numbers: recipients; sent in ``+61400000000`` form.
+        :param to: recipients; sent in ``+61400000000`` form.
         :param sms_template_id: Cellcast SMS template id (``smsTemplateId``).
         :param rms_template_id: Cellcast RMS template id (``rmsTemplateId``).
         :param country_code: ``countryCode``; defaults to the connection's (61).
         """
-        text = to_crlf(message or "")
         code = str(country_code or self._extra("country_code") or self.default_country_code).lstrip("+")
-        to, result, chosen_sender, _ = self.prepare_send(numbers, text, sender, region=region_for_country_code(code))
-        base: dict[str, Any] = {"message": text, "countryCode": code}
-        if chosen_sender:
-            base["sender"] = chosen_sender
-        if sms_template_id:
-            base["smsTemplateId"] = str(sms_template_id)
-        if rms_template_id:
-            base["rmsTemplateId"] = str(rms_template_id)
-
-        def send(batch: Sequence[str]) -> SendResult:
-            reply = self.client.request("POST", CHAT, json_body={**base, "number": list(batch)})
-            return self._parse_chat_answer(batch, reply.body, reply.attempts)
-
-        return self._fan_out(to, send, result)
+        templates = {"smsTemplateId": sms_template_id, "rmsTemplateId": rms_template_id}
+        return self.deliver(
+            to,
+            to_crlf(message or ""),
+            sender=sender,
+            region=region_for_country_code(code),
+            build=partial(self._chat_call, code, {k: str(v) for k, v in templates.items() if v}),
+            parse=self._parse_chat_answer,
+            dry_run=dry_run,
+        )
 
     def send_mms(
         self,
-        contacts: str | Iterable[Any],
+        to: str | Iterable[Any],
         message: str,
         *,
         media: str | Path | bytes | None = None,
         gif_url: str | None = None,
         sender: str | None = None,
         country_code: str | int | None = None,
+        dry_run: bool = False,
     ) -> SendResult:
         """Send an MMS with ``POST /api/v1/gatewaymms`` (multipart), 1,000 numbers a call.
 
+        :param to: numbers; Australian (+61) numbers only.
         :param media: a path or the bytes of a jpg/jpeg/png of at most 230 KB, checked before sending.
         :param gif_url: a public URL of a ``.gif`` (GIFs cannot be uploaded).
         """
@@ -163,24 +157,49 @@ class CellcastHook(SmsHook):
         upload = load_mms_media(media) if media is not None else None
         if upload is None and gif is None:
             raise SmsValidationError("an MMS needs media (a jpg/png of at most 230 KB) or a gif_url")
-        numbers, result, chosen_sender, _ = self.prepare_send(contacts, text, sender, check_text=False)
-        numbers = self._australian_only(numbers, result)
-        fields: list[tuple[str, Any]] = [("message", (None, text))]
-        if chosen_sender:
-            fields.append(("sender", (None, chosen_sender)))
-        if code:
-            fields.append(("countryCode", (None, code)))
+        extra: list[tuple[str, Any]] = [("countryCode", (None, code))] if code else []
         if gif:
-            fields.append(("gif", (None, gif)))
+            extra.append(("gif", (None, gif)))
         if upload:
-            fields.append(("media", upload))
+            extra.append(("media", upload))
+        return self.deliver(
+            to,
+            text,
+            sender=sender,
+            destination=self._australian_only,
+            check_text=False,
+            build=partial(self._mms_call, extra),
+            parse=self._parse_queue_answer,
+            dry_run=dry_run,
+        )
 
-        def send(batch: Sequence[str]) -> SendResult:
-            parts = [*fields, ("contacts", (None, json.dumps(list(batch))))]
-            reply = self.client.request("POST", MMS, files=parts)
-            return self._parse_queue_answer(batch, reply.body, reply.attempts, MMS)
+    # --- payloads ---------------------------------------------------------------------------------
 
-        return self._fan_out(numbers, send, result)
+    @staticmethod
+    def _gateway_call(country_code: str | None, batch: Sequence[str], out: Outgoing) -> Call:
+        body: dict[str, Any] = {"message": out.message, "contacts": list(batch)}
+        if out.sender:
+            body["sender"] = out.sender
+        if country_code:
+            body["countryCode"] = country_code
+        if out.send_at:
+            body["scheduleAt"] = format_schedule(out.send_at)
+        return Call("POST", GATEWAY, json=body)
+
+    @staticmethod
+    def _chat_call(country_code: str, templates: dict[str, str], batch: Sequence[str], out: Outgoing) -> Call:
+        body: dict[str, Any] = {"message": out.message, "number": list(batch), "countryCode": country_code}
+        if out.sender:
+            body["sender"] = out.sender
+        return Call("POST", CHAT, json={**body, **templates})
+
+    @staticmethod
+    def _mms_call(extra: list[tuple[str, Any]], batch: Sequence[str], out: Outgoing) -> Call:
+        fields: list[tuple[str, Any]] = [("message", (None, out.message))]
+        if out.sender:
+            fields.append(("sender", (None, out.sender)))
+        fields += [*extra, ("contacts", (None, json.dumps(list(batch))))]
+        return Call("POST", MMS, files=fields)
 
     # --- inbound ----------------------------------------------------------------------------------
 
@@ -238,11 +257,6 @@ class CellcastHook(SmsHook):
 
     # --- mapping ----------------------------------------------------------------------------------
 
-    def _fan_out(self, numbers: list[str], send: Any, result: SendResult) -> SendResult:
-        if not numbers:
-            return result
-        return send_batches(result, list(chunked(numbers, self.batch_size)), send, max_workers=self.max_workers)
-
     @staticmethod
     def _au_country_code(country_code: str | int | None) -> str | None:
         if country_code in (None, ""):
@@ -254,97 +268,56 @@ class CellcastHook(SmsHook):
             )
         return code
 
-    def _australian_only(self, numbers: list[str], result: SendResult) -> list[str]:
-        keep = []
-        for number in numbers:
-            if number.startswith(_AU):
-                keep.append(number)
-            else:
-                result.add_rejected(
-                    number, "unsupported_destination", "Cellcast sends SMS and MMS to Australian (+61) numbers only"
-                )
-        return keep
-
     @staticmethod
-    def _index(batch: Sequence[str]) -> dict[str, str]:
-        """Every form Cellcast may write a sent number in (``400000001``, ``61…``, ``04…``) -> E.164."""
-        index = {}
-        for number in batch:
-            index[number] = index[number[1:]] = number
-            if number.startswith(_AU):
-                index[number[3:]] = index["0" + number[3:]] = number
-        return index
+    def _australian_only(number: str) -> str | None:
+        """The destination rule of the SMS and MMS endpoints (chat takes any ``countryCode``)."""
+        return None if number.startswith(_AU) else "Cellcast sends SMS and MMS to Australian (+61) numbers only"
 
-    def _match(self, contact: Any, index: dict[str, str]) -> str | None:
-        cleaned = _CONTACT_JUNK.sub("", str(contact or ""))
-        if cleaned in index:
-            return index[cleaned]
-        try:
-            number = normalize_number(cleaned, self.default_region)
-        except SmsValidationError:
-            return None
-        return number if number in index else None
+    def _accepted_envelope(self, reply: Reply) -> dict[str, Any]:
+        """The answer when it says ``status: true``; Cellcast's 200 with ``status: false`` is a refusal."""
+        return require_success(reply.body, reply, provider=self.provider, succeeded=lambda b: b.get("status") is True)
 
-    def _check_status(self, body: Any, endpoint: str) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            return {}
-        if body.get("status") is False:
-            raise SmsRejectedError(
-                str(body.get("message") or "Cellcast refused the request"),
-                provider=self.provider,
-                endpoint=f"POST {endpoint}",
-                body_excerpt=json.dumps(body.get("error"))[:200] if body.get("error") else None,
-            )
-        return body
+    def _parse_queue_answer(self, batch: Sequence[str], reply: Reply) -> SendResult:
+        """Map the gateway/MMS answer: ``queueResponse``, ``invalidContacts``, ``unsubscribeContacts``.
 
-    def _parse_queue_answer(self, batch: Sequence[str], body: Any, attempts: int, endpoint: str) -> SendResult:
-        """Map the gateway/MMS answer: ``queueResponse``, ``invalidContacts``, ``unsubscribeContacts``."""
-        data = self._check_status(body, endpoint).get("data")
+        With ``status: true`` and no ``queueResponse`` list at all, Cellcast took every number.
+        """
+        data = self._accepted_envelope(reply).get("data")
         data = data if isinstance(data, dict) else {}
-        result = SendResult(self.provider, requests=attempts)
-        wanted = self._index(batch)
-        done: set[str] = set()
-        for item in data.get("queueResponse") or []:
-            number = self._match(item.get("Contact"), wanted)
-            if number and number not in done:
-                done.add(number)
-                result.accepted.append({"to": number, "message_id": item.get("MessageId") or None})
-        for item in data.get("invalidContacts") or []:
-            raw = item.get("Contact")
-            number = self._match(raw, wanted) or _CONTACT_JUNK.sub("", str(raw or ""))
-            done.add(number)
-            code = str(item.get("ErrorType") or "number_not_valid")
-            result.add_rejected(number, code, str(item.get("Error") or "Number is not valid"))
-        for raw in data.get("unsubscribeContacts") or []:
-            number = self._match(raw, wanted) or str(raw)
-            done.add(number)
-            result.unsubscribed.append(number)
-        self._settle_unlisted(batch, done, result, listed="queueResponse" in data)
+        result = SendResult(self.provider)
+        if not isinstance(data.get("queueResponse"), list):
+            return self._all_accepted(batch)
+        sent = SentNumbers(batch, self.default_region)
+        for item in _dicts(data.get("queueResponse")):
+            if number := sent.find(item.get("Contact")):
+                result.add_accepted(number, item.get("MessageId"))
+        for item in _dicts(data.get("invalidContacts")):
+            if number := sent.find(item.get("Contact")):
+                reason = str(item.get("Error") or "Number is not valid")
+                result.add_rejected(number, SmsInvalidNumberError.code, reason, provider_code=item.get("ErrorType"))
+        unsubscribed = data.get("unsubscribeContacts")
+        result.unsubscribed += [n for n in map(sent.find, unsubscribed if isinstance(unsubscribed, list) else []) if n]
         return result
 
-    def _parse_chat_answer(self, batch: Sequence[str], body: Any, attempts: int) -> SendResult:
+    def _parse_chat_answer(self, batch: Sequence[str], reply: Reply) -> SendResult:
         """Map the chat answer, whose ``data`` lists ``{"number", "message"}`` per number sent."""
-        data = self._check_status(body, CHAT).get("data")
-        result = SendResult(self.provider, requests=attempts)
-        wanted = self._index(batch)
-        done: set[str] = set()
-        for item in data if isinstance(data, list) else []:
-            number = self._match(item.get("number") if isinstance(item, dict) else None, wanted)
-            if number and number not in done:
-                done.add(number)
-                result.accepted.append({"to": number, "message_id": None})
-        self._settle_unlisted(batch, done, result, listed=isinstance(data, list) and bool(data))
+        data = self._accepted_envelope(reply).get("data")
+        if not _dicts(data):
+            return self._all_accepted(batch)
+        sent = SentNumbers(batch, self.default_region)
+        result = SendResult(self.provider)
+        for item in _dicts(data):
+            if number := sent.find(item.get("number")):
+                result.add_accepted(number)
         return result
 
-    def _settle_unlisted(self, batch: Sequence[str], done: set[str], result: SendResult, *, listed: bool) -> None:
-        """Numbers the answer did not mention: accepted when Cellcast lists nothing per number,
-        otherwise unknown (never resent, since they may have gone out)."""
+    def _all_accepted(self, batch: Sequence[str]) -> SendResult:
+        result = SendResult(self.provider)
         for number in batch:
-            if number in done:
-                continue
-            if listed:
-                result.add_rejected(
-                    number, "delivery_unknown", "Cellcast's answer did not list this number; it may have been sent"
-                )
-            else:
-                result.accepted.append({"to": number, "message_id": None})
+            result.add_accepted(number)
+        return result
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a list from an answer; anything else reads as empty."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -2,7 +2,8 @@
 
 This module maps our send to Clickatell's JSON or XML body (recipients as international digits, the
 API key as the raw ``Authorization`` header) and maps the per-recipient ``apiMessageId``/``accepted``
-answer back to ``SendResult``. Validation, batching and retries come from ``core``.
+answer back to ``SendResult``: a recipient counts as accepted only when its entry says ``accepted`` with
+an ``apiMessageId``. Everything else (validation, batching, retries) is the pipeline of ``SmsHook``.
 API page: https://docs.clickatell.com/channels/sms-channels/sms-api-reference/#tag/SMS-API/operation/sendMessageREST_1
 """
 
@@ -12,31 +13,40 @@ import contextlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from airflow_provider_sms.core.batching import chunked, send_batches
-from airflow_provider_sms.core.errors import SmsDeliveryUnknownError, SmsRejectedError, SmsValidationError
-from airflow_provider_sms.core.phone import normalize_number
+from airflow_provider_sms.core.answers import require_success
+from airflow_provider_sms.core.errors import (
+    SmsDeliveryUnknownError,
+    SmsInsufficientCreditError,
+    SmsInvalidNumberError,
+    SmsRejectedError,
+    SmsValidationError,
+)
+from airflow_provider_sms.core.phone import SentNumbers
+from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
 from airflow_provider_sms.core.results import SendResult
 from airflow_provider_sms.core.timestamps import as_utc
-from airflow_provider_sms.core.validation import resolve_send_time
-from airflow_provider_sms.hooks.base import SmsHook
+from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
 MESSAGES = "/messages"
 FORMATS = ("json", "xml")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
 
-# Our argument -> (JSON field, XML element), in the documented order.
+# Our name -> (JSON field, XML element), in the documented order.
 _OPTIONAL_FIELDS = (
     ("sender", "from", "From"),
     ("binary", "binary", "Binary"),
     ("client_message_id", "clientMessageId", "ClientMessageId"),
-    ("scheduled_delivery_time", "scheduledDeliveryTime", "ScheduledDeliveryTime"),
+    ("send_at", "scheduledDeliveryTime", "ScheduledDeliveryTime"),
     ("user_data_header", "userDataHeader", "UserDataHeader"),
     ("validity_period", "validityPeriod", "ValidityPeriod"),
     ("charset", "charset", "Charset"),
 )
+# Clickatell's per-message error codes that mean more than "rejected".
+_CODE_MEANING = {"105": SmsInvalidNumberError.code, "301": SmsInsufficientCreditError.code}
 
 
 def format_delivery_time(moment: datetime) -> str:
@@ -57,8 +67,8 @@ def build_xml(content: str, to: Sequence[str], options: dict[str, Any]) -> bytes
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
-def parse_xml_messages(text: str) -> list[dict[str, Any]]:
-    """The ``<Message>`` entries of a ``SendMessagesResponse`` as JSON-shaped dicts."""
+def parse_xml_answer(text: str) -> dict[str, Any]:
+    """A ``SendMessagesResponse`` in the shape of the JSON answer: ``messages`` and the top-level error."""
     if "<!DOCTYPE" in text.upper():
         # Clickatell's answers carry no DTD; refusing one rules out entity-expansion tricks.
         raise ET.ParseError("a DOCTYPE is not expected in Clickatell's answer")
@@ -76,7 +86,13 @@ def parse_xml_messages(text: str) -> list[dict[str, Any]]:
                 "errorDescription": node.findtext("ErrorDescription"),
             }
         )
-    return out
+    top = {name: root.findtext(name[0].upper() + name[1:]) for name in ("errorCode", "error", "errorDescription")}
+    return {"messages": out, **top}
+
+
+def _entries(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    return [e for e in messages if isinstance(e, dict)] if isinstance(messages, list) else []
 
 
 class ClickatellHook(SmsHook):
@@ -104,44 +120,52 @@ class ClickatellHook(SmsHook):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": self.token}
 
-    def send_sms(self, to: str | Iterable[Any], message: str, *, sender: str | None = None) -> SendResult:
-        """Send a plain SMS now (``send_message`` with its defaults)."""
-        return self.send_message(to, message, sender=sender)
+    def send_sms(
+        self,
+        to: str | Iterable[Any],
+        message: str,
+        *,
+        sender: str | None = None,
+        send_at: SendAt = None,
+        dry_run: bool = False,
+    ) -> SendResult:
+        """Send a plain SMS, now or at ``send_at`` (``send_message`` with its other defaults)."""
+        return self.send_message(to, message, sender=sender, send_at=send_at, dry_run=dry_run)
 
     def send_message(
         self,
         to: str | Iterable[Any],
-        content: str,
+        message: str,
         *,
         sender: str | None = None,
-        scheduled_delivery_time: datetime | str | timedelta | None = None,
+        send_at: SendAt = None,
         validity_period: int | None = None,
         client_message_id: str | None = None,
         binary: bool = False,
         user_data_header: str | None = None,
         charset: str | None = None,
         request_format: str | None = None,
+        dry_run: bool = False,
     ) -> SendResult:
-        """Send ``content`` to ``to`` with ``POST /messages``, 200 recipients a call.
+        """Send ``message`` to ``to`` with ``POST /messages``, 200 recipients a call.
 
         :param to: recipients; sent as international digits without ``+`` (``61400000000``).
+        :param message: the text (``content``); hex-encoded bytes when ``binary``.
         :param sender: ``from``: a sender ID or number registered with Clickatell.
-        :param scheduled_delivery_time: an aware datetime, ISO-8601 string or ``timedelta`` from now;
-            naive and past times are refused. Sent as ``2030-01-31T09:00:00+0000``.
+        :param send_at: an aware datetime, ISO-8601 string or ``timedelta`` from now; naive and past
+            times are refused. Sent as ``scheduledDeliveryTime``, ``2030-01-31T09:00:00+0000``.
         :param validity_period: minutes Clickatell keeps trying to deliver (``validityPeriod``).
         :param client_message_id: your reference for the message (``clientMessageId``).
-        :param binary: send ``content`` as hex-encoded binary data.
+        :param binary: send ``message`` as hex-encoded binary data.
         :param user_data_header: hex UDH for binary messages (``userDataHeader``).
-        :param charset: the charset of ``content`` (``charset``), e.g. ``UTF-8``.
+        :param charset: the charset of ``message`` (``charset``), e.g. ``UTF-8``.
         :param request_format: ``json`` or ``xml``; defaults to the connection's, else ``json``.
+        :param dry_run: send nothing; return what the send would do.
         """
         fmt = str(request_format or self._extra("request_format") or "json").lower()
         if fmt not in FORMATS:
             raise SmsValidationError(f"request_format must be 'json' or 'xml', not {fmt!r}")
         options: dict[str, Any] = {}
-        when = resolve_send_time(scheduled_delivery_time)
-        if when:
-            options["scheduled_delivery_time"] = format_delivery_time(when)
         if validity_period is not None:
             if isinstance(validity_period, bool) or not isinstance(validity_period, int) or validity_period < 1:
                 raise SmsValidationError(f"validity_period must be a whole number of minutes, not {validity_period!r}")
@@ -149,7 +173,7 @@ class ClickatellHook(SmsHook):
         if client_message_id:
             options["client_message_id"] = str(client_message_id)
         if binary:
-            if not _HEX.match(content or ""):
+            if not _HEX.match(message or ""):
                 raise SmsValidationError("binary content must be hex-encoded bytes (e.g. '48656C6C6F')")
             options["binary"] = True
         if user_data_header:
@@ -158,70 +182,77 @@ class ClickatellHook(SmsHook):
             options["user_data_header"] = user_data_header
         if charset:
             options["charset"] = str(charset)
-        numbers, result, chosen_sender, _ = self.prepare_send(to, content, sender, check_text=not binary)
-        if chosen_sender:
-            options["sender"] = chosen_sender.lstrip("+")
+        xml = fmt == "xml"
+        return self.deliver(
+            to,
+            message,
+            sender=sender,
+            send_at=send_at,
+            check_text=not binary,
+            build=partial(self._xml_call if xml else self._json_call, options),
+            parse=self._parse_xml if xml else self._parse_json,
+            dry_run=dry_run,
+        )
 
-        def send(batch: Sequence[str]) -> SendResult:
-            entries: Any
-            digits = [n.lstrip("+") for n in batch]
-            if fmt == "xml":
-                reply = self.client.request(
-                    "POST",
-                    MESSAGES,
-                    data=build_xml(content, digits, options),
-                    headers={"Content-Type": "application/xml", "Accept": "application/xml"},
-                    expect="text",
-                )
-                try:
-                    entries = parse_xml_messages(reply.text)
-                except ET.ParseError:
-                    raise SmsDeliveryUnknownError(
-                        "answered 2xx with XML that could not be read; the messages may have been sent",
-                        provider=self.provider,
-                        endpoint=reply.endpoint,
-                        status=reply.status,
-                    ) from None
-            else:
-                body = {"content": content, "to": digits}
-                body.update({field: options[name] for name, field, _ in _OPTIONAL_FIELDS if name in options})
-                reply = self.client.request("POST", MESSAGES, json_body=body)
-                entries = reply.body.get("messages") if isinstance(reply.body, dict) else None
-                if not isinstance(entries, list):
-                    raise SmsDeliveryUnknownError(
-                        "answered 2xx without a 'messages' list; the messages may have been sent",
-                        provider=self.provider,
-                        endpoint=reply.endpoint,
-                        status=reply.status,
-                    )
-            return self._map_messages(batch, entries, reply.attempts)
+    # --- payloads ---------------------------------------------------------------------------------
 
-        return send_batches(result, list(chunked(numbers, self.batch_size)), send, max_workers=self.max_workers)
+    @staticmethod
+    def _fields(options: dict[str, Any], out: Outgoing) -> dict[str, Any]:
+        """Every optional field this message carries, by our name, in the documented order."""
+        values = dict(options)
+        if out.sender:
+            values["sender"] = out.sender.lstrip("+")
+        if out.send_at:
+            values["send_at"] = format_delivery_time(out.send_at)
+        return {name: values[name] for name, _, _ in _OPTIONAL_FIELDS if name in values}
 
-    def _map_messages(self, batch: Sequence[str], entries: list[dict[str, Any]], attempts: int) -> SendResult:
-        result = SendResult(self.provider, requests=attempts)
-        by_digits = {n.lstrip("+"): n for n in batch}
-        seen: set[str] = set()
-        for entry in entries:
-            raw_to = str(entry.get("to") or "")
-            number = by_digits.get(raw_to.lstrip("+"))
+    def _json_call(self, options: dict[str, Any], batch: Sequence[str], out: Outgoing) -> Call:
+        body: dict[str, Any] = {"content": out.message, "to": [n.lstrip("+") for n in batch]}
+        json_names = {name: field for name, field, _ in _OPTIONAL_FIELDS}
+        body.update({json_names[name]: value for name, value in self._fields(options, out).items()})
+        return Call("POST", MESSAGES, json=body)
+
+    def _xml_call(self, options: dict[str, Any], batch: Sequence[str], out: Outgoing) -> Call:
+        document = build_xml(out.message, [n.lstrip("+") for n in batch], self._fields(options, out))
+        headers = {"Content-Type": "application/xml", "Accept": "application/xml"}
+        return Call("POST", MESSAGES, data=document, headers=headers, expect="text")
+
+    # --- answers ----------------------------------------------------------------------------------
+
+    def _parse_json(self, batch: Sequence[str], reply: Reply) -> SendResult:
+        return self._map_messages(batch, reply, reply.body)
+
+    def _parse_xml(self, batch: Sequence[str], reply: Reply) -> SendResult:
+        try:
+            body = parse_xml_answer(reply.text)
+        except ET.ParseError:
+            raise SmsDeliveryUnknownError(
+                "answered 2xx with XML that could not be read; the messages may have been sent",
+                provider=self.provider,
+                endpoint=reply.endpoint,
+                status=reply.status,
+            ) from None
+        return self._map_messages(batch, reply, body)
+
+    def _map_messages(self, batch: Sequence[str], reply: Reply, body: Any) -> SendResult:
+        """One entry per recipient: ``accepted: true`` with an ``apiMessageId`` is the only acceptance.
+
+        A 2xx without any entry is Clickatell's top-level error if it gave one, else delivery unknown.
+        """
+        body = require_success(body, reply, provider=self.provider, succeeded=lambda b: bool(_entries(b)))
+        result = SendResult(self.provider)
+        sent = SentNumbers(batch, self.default_region)
+        for entry in _entries(body):
+            number = sent.find(entry.get("to"))
             if number is None:
-                try:
-                    number = normalize_number(raw_to, self.default_region)
-                except SmsValidationError:
-                    number = raw_to
-            seen.add(number)
+                continue
             if entry.get("accepted") is True and entry.get("apiMessageId"):
-                result.accepted.append({"to": number, "message_id": str(entry["apiMessageId"])})
+                result.add_accepted(number, entry["apiMessageId"])
             else:
                 code = entry.get("errorCode")
                 reason = entry.get("errorDescription") or entry.get("error") or "not accepted by Clickatell"
-                result.add_rejected(number, f"clickatell_{code}" if code not in (None, "") else "rejected", str(reason))
-        for number in batch:
-            if number not in seen:
-                result.add_rejected(
-                    number, "delivery_unknown", "Clickatell's answer did not list this number; it may have been sent"
-                )
+                meaning = _CODE_MEANING.get(str(code), SmsRejectedError.code)
+                result.add_rejected(number, meaning, str(reason), provider_code=code)
         return result
 
     def check_credentials(self) -> None:

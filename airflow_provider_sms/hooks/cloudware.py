@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from airflow_provider_sms.core.batching import send_batches
-from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.core.answers import require_success
+from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError, SmsValidationError
 from airflow_provider_sms.core.phone import normalize_number
+from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
 from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
 from airflow_provider_sms.core.timestamps import parse_timestamp
-from airflow_provider_sms.hooks.base import SmsHook
+from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
 SEND = "/v1/sms/send"
 QUEUE = "/v1/sms/queue"
@@ -42,47 +44,65 @@ class CloudwareHook(SmsHook):
     default_host = "https://api.cloudware.chat"
     batch_limit = 1
     default_workers = 16
+    supports_send_at = False
 
     def __init__(self, cloudware_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(cloudware_conn_id, **kwargs)
         self.cloudware_conn_id = cloudware_conn_id
 
-    def send_sms(self, to: str | Iterable[Any], message: str, *, sender: str | None = None) -> SendResult:
+    def send_sms(
+        self,
+        to: str | Iterable[Any],
+        message: str,
+        *,
+        sender: str | None = None,
+        send_at: SendAt = None,
+        dry_run: bool = False,
+    ) -> SendResult:
         """Send now with ``POST /v1/sms/send``, one request per recipient over the pool.
 
         :param to: recipients; sent as digits with the country code (``2348012345678``).
         :param sender: ``from``; defaults to the connection's ``sender``.
+        :param send_at: not supported: Cloudware's API has no delivery time, so any value raises
+            ``SmsUnsupportedFeatureError`` (nothing is sent).
+        :param dry_run: send nothing; return what the send would do.
         """
-        return self._send_each(SEND, to, message, sender)
+        if send_at not in (None, ""):
+            raise SmsUnsupportedFeatureError(
+                "Cloudware cannot schedule a message (its API has no delivery time), so send_at is refused. "
+                "Use a Clickatell or Cellcast connection, which schedule at the provider, or run the task "
+                "when the message should go (the DAG's schedule, or a DateTimeSensorAsync before it)",
+                provider=self.provider,
+            )
+        return self._send_each(SEND, to, message, sender, dry_run)
 
-    def queue_sms(self, to: str | Iterable[Any], message: str, *, sender: str | None = None) -> SendResult:
+    def queue_sms(
+        self, to: str | Iterable[Any], message: str, *, sender: str | None = None, dry_run: bool = False
+    ) -> SendResult:
         """Queue with ``POST /v1/sms/queue`` (Cloudware sends it later), one request per recipient."""
-        return self._send_each(QUEUE, to, message, sender)
+        return self._send_each(QUEUE, to, message, sender, dry_run)
 
-    def _send_each(self, path: str, to: str | Iterable[Any], message: str, sender: str | None) -> SendResult:
-        numbers, result, chosen_sender, _ = self.prepare_send(to, message, sender)
+    def _send_each(
+        self, path: str, to: str | Iterable[Any], message: str, sender: str | None, dry_run: bool
+    ) -> SendResult:
+        return self.deliver(
+            to, message, sender=sender, build=partial(self._call, path), parse=self._parse_send, dry_run=dry_run
+        )
 
-        def send(batch: Sequence[str]) -> SendResult:
-            (number,) = batch
-            body: dict[str, Any] = {"to": number.lstrip("+"), "message": message}
-            if chosen_sender:
-                body["from"] = chosen_sender
-            reply = self.client.request("POST", path, json_body=body)
-            return self._map_send(number, reply.body, reply.attempts)
+    @staticmethod
+    def _call(path: str, batch: Sequence[str], out: Outgoing) -> Call:
+        (number,) = batch
+        body: dict[str, Any] = {"to": number.lstrip("+"), "message": out.message}
+        if out.sender:
+            body["from"] = out.sender
+        return Call("POST", path, json=body)
 
-        return send_batches(result, [[n] for n in numbers], send, max_workers=self.max_workers)
-
-    def _map_send(self, number: str, body: Any, attempts: int) -> SendResult:
-        result = SendResult(self.provider, requests=attempts)
-        body = body if isinstance(body, dict) else {}
-        status = body.get("status")
-        if status not in (None, "success"):
-            reason = body.get("message") or body.get("error") or f"status {status!r}"
-            result.add_rejected(number, "rejected", str(reason))
-            return result
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
-        message_id = data.get("id") or data.get("message_id")
-        result.accepted.append({"to": number, "message_id": str(message_id) if message_id is not None else None})
+    def _parse_send(self, batch: Sequence[str], reply: Reply) -> SendResult:
+        """Only ``"status": "success"`` is an acceptance; a 2xx with an error is Cloudware's refusal."""
+        body = require_success(reply.body, reply, provider=self.provider, succeeded=lambda b: b["status"] == "success")
+        data = body.get("data")
+        result = SendResult(self.provider)
+        result.add_accepted(batch[0], (data.get("id") or data.get("message_id")) if isinstance(data, dict) else None)
         return result
 
     def iter_messages(self, *, since: datetime | str | None = None) -> Iterator[InboundMessage]:

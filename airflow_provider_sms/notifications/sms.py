@@ -60,11 +60,11 @@ class SmsNotifier(BaseNotifier):
         super().__init__()
 
     def notify(self, context: Context) -> None:
+        from airflow_provider_sms.core.templated import list_from_template
         from airflow_provider_sms.hooks import get_sms_hook
-        from airflow_provider_sms.operators.base import coerce_recipients
 
         text = fit_one_segment(self.message) if self._default_message else self.message
-        result = get_sms_hook(self.sms_conn_id).send_sms(coerce_recipients(self.to), text, sender=self.sender)
+        result = get_sms_hook(self.sms_conn_id).send_sms(list_from_template(self.to), text, sender=self.sender)
         self.log.info("SMS notification %s", result.summary())
 
 

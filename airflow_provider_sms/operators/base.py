@@ -1,7 +1,8 @@
 """What every SMS operator does after calling its hook: log, push the result, decide fail or retry.
 
-The rule that keeps Airflow retries from texting anyone twice: a task is left retryable only when the
-provider accepted nobody and every failure means "not processed" (an outage or rate limit). Bad input,
+The rule that keeps Airflow retries from texting anyone twice (``SendResult.retry_safe``, from the
+error classes' ``retryable``): a task is left retryable only when the provider accepted nobody and
+every failure means "not processed" (an outage or rate limit). Bad input,
 auth, credit and rejection errors, ``delivery_unknown``, and any send where someone was already
 accepted fail the task without retries; the full result is in XCom either way, so a follow-up task
 can resend to exactly the recipients that did not get the message.
@@ -9,32 +10,16 @@ can resend to exactly the recipients that did not get the message.
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
-from airflow_provider_sms.core.errors import SmsError, SmsValidationError
+from airflow_provider_sms.core.errors import SmsError
 
 if TYPE_CHECKING:
     from airflow_provider_sms.core.results import SendResult
 
 _SUMMARY_LIMIT = 10
-
-
-def coerce_recipients(value: Any) -> Any:
-    """Accept what templating gives: a list, a comma-separated string, or a rendered list literal."""
-    if isinstance(value, str) and value.strip().startswith("["):
-        text = value.strip()
-        try:
-            return json.loads(text)
-        except ValueError:
-            try:
-                return ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise SmsValidationError(f"recipients {text[:80]!r} look like a list but cannot be read") from None
-    return value
 
 
 class SmsBaseOperator(BaseOperator):
@@ -56,7 +41,7 @@ class SmsBaseOperator(BaseOperator):
             result = send()
         except SmsError as err:
             if err.result is None:
-                raise self._failure(err) from err
+                raise self.failure(err) from err
             result = err.result
         return self.finish(context, result)
 
@@ -69,21 +54,17 @@ class SmsBaseOperator(BaseOperator):
         context["ti"].xcom_push(key="return_value", value=data)
         if not self.fail_on_rejected and result.accepted:
             return data
-        retryable = (
-            not result.accepted
-            and all(r["code"] in _retryable_codes() for r in result.rejected)
-            and not result.unsubscribed
-        )
         message = (
             f"{len(result.rejected)} recipient(s) rejected and {len(result.unsubscribed)} unsubscribed of "
             f"{len(result.accepted) + len(result.rejected) + len(result.unsubscribed)}; the full result is in XCom"
         )
-        if retryable:
+        if result.retry_safe:
             raise SmsError(message + "; nothing was processed, so the task may be retried safely")
         raise AirflowFailException(message + "; not retried so that nobody is texted twice")
 
-    def _failure(self, err: SmsError) -> Exception:
-        """A send that raised before any result: only an outage or rate limit stays retryable."""
+    def failure(self, err: SmsError) -> Exception:
+        """What to raise for a send that failed before any result: only an outage or rate limit stays
+        retryable; anything else fails the task for good."""
         if err.retryable:
             return err
         return AirflowFailException(f"{type(err).__name__}: {err}")
@@ -98,9 +79,3 @@ class SmsBaseOperator(BaseOperator):
         hidden = len(result.rejected) + len(result.unsubscribed) - 2 * _SUMMARY_LIMIT
         if hidden > 0:
             self.log.warning("... and up to %d more; see the XCom result", hidden)
-
-
-def _retryable_codes() -> frozenset[str]:
-    from airflow_provider_sms.core.delivery import RETRYABLE_CODES
-
-    return RETRYABLE_CODES

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.operators.base import SmsBaseOperator, coerce_recipients
+from airflow_provider_sms.core.templated import list_from_template
+from airflow_provider_sms.operators.base import SmsBaseOperator
 
 
 class CellcastSendChatOperator(SmsBaseOperator):
     """Send a chat message with Cellcast's ``POST /api/v1/chat``.
 
-    :param numbers: recipients: a list, a comma-separated string or an XCom list. (templated)
+    :param to: recipients: a list, a comma-separated string or an XCom list. (templated)
     :param message: the text, or a path to a ``.txt`` template. (templated)
     :param sms_template_id: Cellcast SMS template id. (templated)
     :param rms_template_id: Cellcast RMS template id. (templated)
@@ -21,13 +22,13 @@ class CellcastSendChatOperator(SmsBaseOperator):
     :param cellcast_conn_id: the ``cellcast`` connection.
     """
 
-    template_fields: Sequence[str] = ("numbers", "message", "sms_template_id", "rms_template_id", "sender")
+    template_fields: Sequence[str] = ("to", "message", "sms_template_id", "rms_template_id", "sender")
     template_ext: Sequence[str] = (".txt",)
 
     def __init__(
         self,
         *,
-        numbers: Any,
+        to: Any,
         message: str,
         sms_template_id: str | None = None,
         rms_template_id: str | None = None,
@@ -37,7 +38,7 @@ class CellcastSendChatOperator(SmsBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.numbers = numbers
+        self.to = to
         self.message = message
         self.sms_template_id = sms_template_id
         self.rms_template_id = rms_template_id
@@ -52,7 +53,7 @@ class CellcastSendChatOperator(SmsBaseOperator):
         return self.deliver(
             context,
             lambda: hook.send_chat(
-                coerce_recipients(self.numbers),
+                list_from_template(self.to),
                 self.message,
                 sender=self.sender,
                 sms_template_id=self.sms_template_id,
@@ -65,20 +66,21 @@ class CellcastSendChatOperator(SmsBaseOperator):
 class CellcastSendMmsOperator(SmsBaseOperator):
     """Send an MMS with Cellcast's ``POST /api/v1/gatewaymms``.
 
-    :param contacts: recipients (Australian numbers). (templated)
-    :param message: the text. (templated)
+    :param to: recipients (Australian numbers): a list, a comma-separated string or an XCom list. (templated)
+    :param message: the text, or a path to a ``.txt`` template. (templated)
     :param media: path to a jpg/jpeg/png of at most 230 KB, checked before sending. (templated)
     :param gif_url: public URL of a ``.gif``. (templated)
     :param sender: sender ID; defaults to the connection's. (templated)
     :param cellcast_conn_id: the ``cellcast`` connection.
     """
 
-    template_fields: Sequence[str] = ("contacts", "message", "media", "gif_url", "sender")
+    template_fields: Sequence[str] = ("to", "message", "media", "gif_url", "sender")
+    template_ext: Sequence[str] = (".txt",)
 
     def __init__(
         self,
         *,
-        contacts: Any,
+        to: Any,
         message: str,
         media: str | None = None,
         gif_url: str | None = None,
@@ -88,7 +90,7 @@ class CellcastSendMmsOperator(SmsBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.contacts = contacts
+        self.to = to
         self.message = message
         self.media = media
         self.gif_url = gif_url
@@ -103,7 +105,7 @@ class CellcastSendMmsOperator(SmsBaseOperator):
         return self.deliver(
             context,
             lambda: hook.send_mms(
-                coerce_recipients(self.contacts),
+                list_from_template(self.to),
                 self.message,
                 media=self.media or None,
                 gif_url=self.gif_url or None,

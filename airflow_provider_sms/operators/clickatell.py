@@ -7,14 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.operators.base import SmsBaseOperator, coerce_recipients
+from airflow_provider_sms.core.templated import list_from_template
+from airflow_provider_sms.operators.base import SmsBaseOperator
 
 
 class ClickatellSendMessageOperator(SmsBaseOperator):
     """Send an SMS with Clickatell's ``POST /messages``, now or at ``send_at``.
 
     :param to: recipients: a list, a comma-separated string or an XCom list. (templated)
-    :param content: the text, or a path to a ``.txt`` template. (templated)
+    :param message: the text, or a path to a ``.txt`` template. (templated)
     :param send_at: when Clickatell should deliver: an aware datetime, an ISO-8601 string with an
         offset, or a ``timedelta`` from when the task runs. Naive and past times fail the task. (templated)
     :param sender: ``from``; defaults to the connection's. (templated)
@@ -24,14 +25,14 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
     :param clickatell_conn_id: the ``clickatell`` connection.
     """
 
-    template_fields: Sequence[str] = ("to", "content", "send_at", "sender", "client_message_id")
+    template_fields: Sequence[str] = ("to", "message", "send_at", "sender", "client_message_id")
     template_ext: Sequence[str] = (".txt",)
 
     def __init__(
         self,
         *,
         to: Any,
-        content: str,
+        message: str,
         send_at: datetime | str | timedelta | None = None,
         sender: str | None = None,
         validity_period: int | None = None,
@@ -42,7 +43,7 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.to = to
-        self.content = content
+        self.message = message
         self.send_at = send_at
         self.sender = sender
         self.validity_period = validity_period
@@ -57,10 +58,10 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
         return self.deliver(
             context,
             lambda: hook.send_message(
-                coerce_recipients(self.to),
-                self.content,
+                list_from_template(self.to),
+                self.message,
                 sender=self.sender,
-                scheduled_delivery_time=self.send_at or None,
+                send_at=self.send_at or None,
                 validity_period=self.validity_period,
                 client_message_id=self.client_message_id,
                 request_format=self.request_format,

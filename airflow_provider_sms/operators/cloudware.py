@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.operators.base import SmsBaseOperator, coerce_recipients
+from airflow_provider_sms.core.templated import list_from_template
+from airflow_provider_sms.operators.base import SmsBaseOperator
 
 
 class CloudwareQueueSmsOperator(SmsBaseOperator):
@@ -44,5 +45,5 @@ class CloudwareQueueSmsOperator(SmsBaseOperator):
 
         hook = CloudwareHook(self.cloudware_conn_id, max_workers=self.max_workers)
         return self.deliver(
-            context, lambda: hook.queue_sms(coerce_recipients(self.to), self.message, sender=self.sender)
+            context, lambda: hook.queue_sms(list_from_template(self.to), self.message, sender=self.sender)
         )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
-from typing import Any, ClassVar
+from datetime import datetime, timedelta
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.core.errors import SmsValidationError
-from airflow_provider_sms.operators.base import SmsBaseOperator, coerce_recipients
+from airflow_provider_sms.core.errors import SmsError, SmsUnsupportedFeatureError, SmsValidationError
+from airflow_provider_sms.core.templated import list_from_template
+from airflow_provider_sms.operators.base import SmsBaseOperator
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import SendResult
 
 
 class SendSmsOperator(SmsBaseOperator):
@@ -21,9 +26,14 @@ class SendSmsOperator(SmsBaseOperator):
         ``{"to": ..., "message": ...}`` (or ``(to, message)`` rows, e.g. from a SQL task). Identical texts
         are grouped into provider batches; the groups go out over a bounded pool. (templated)
     :param sender: sender ID; defaults to the connection's ``sender``. (templated)
+    :param send_at: when the provider should deliver: an aware datetime, an ISO-8601 string with an
+        offset, or a ``timedelta`` from when the task runs (Cellcast and Clickatell; Cloudware cannot
+        schedule and fails the task before sending). (templated)
     :param fallback_conn_ids: connections to try, in order, for recipients the previous provider did
-        not process (auth, credit, outage after retries). Nobody is sent to twice. (templated)
-    :param dry_run: send nothing; return the normalized and rejected numbers, encoding and segments.
+        not process (auth, credit, outage after retries, a country it does not serve). Nobody is sent
+        to twice. (templated)
+    :param dry_run: send nothing; return the plan: per message the recipients, the rejected numbers,
+        encoding, SMS parts and requests, exactly as the send would make them.
     :param fail_on_rejected: fail after pushing the result when anyone was rejected or unsubscribed.
     :param max_workers: concurrent requests for per-recipient providers and personalized groups.
 
@@ -32,7 +42,15 @@ class SendSmsOperator(SmsBaseOperator):
     providers offer no idempotency key, so that is the strongest guarantee available.
     """
 
-    template_fields: Sequence[str] = ("sms_conn_id", "to", "message", "messages", "sender", "fallback_conn_ids")
+    template_fields: Sequence[str] = (
+        "sms_conn_id",
+        "to",
+        "message",
+        "messages",
+        "sender",
+        "send_at",
+        "fallback_conn_ids",
+    )
     template_ext: Sequence[str] = (".txt",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"messages": "json"}
 
@@ -44,6 +62,7 @@ class SendSmsOperator(SmsBaseOperator):
         message: str | None = None,
         messages: Any = None,
         sender: str | None = None,
+        send_at: datetime | str | timedelta | None = None,
         fallback_conn_ids: Sequence[str] = (),
         dry_run: bool = False,
         max_workers: int | None = None,
@@ -59,6 +78,7 @@ class SendSmsOperator(SmsBaseOperator):
         self.message = message
         self.messages = messages
         self.sender = sender
+        self.send_at = send_at
         self.fallback_conn_ids = fallback_conn_ids
         self.is_dry_run = dry_run  # BaseOperator already has a dry_run() method
         self.max_workers = max_workers
@@ -68,39 +88,69 @@ class SendSmsOperator(SmsBaseOperator):
         from airflow_provider_sms.core.phone import split_recipients
 
         if self.messages is not None:
-            return group_messages(coerce_recipients(self.messages))
-        return {str(self.message): split_recipients(coerce_recipients(self.to))}
+            return group_messages(list_from_template(self.messages))
+        return {str(self.message): split_recipients(list_from_template(self.to))}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_sms.core.delivery import send_grouped, send_with_failover
+        from airflow_provider_sms.core.delivery import combine, send_grouped, send_with_failover
         from airflow_provider_sms.hooks import get_sms_hook
 
-        groups = self._groups()
+        send_at = self.send_at or None
         hook_kwargs = {"max_workers": self.max_workers} if self.max_workers else {}
-        primary = get_sms_hook(self.sms_conn_id, **hook_kwargs)
+
+        def send(to: list[str], text: str, *, dry_run: bool = False) -> SendResult:
+            return send_with_failover(factories, to, text, sender=self.sender, send_at=send_at, dry_run=dry_run)
+
+        try:
+            groups = self._groups()
+            primary = get_sms_hook(self.sms_conn_id, **hook_kwargs)
+            factories: list[Callable[[], Any]] = [lambda: primary]
+            for conn_id in [str(c) for c in (list_from_template(self.fallback_conn_ids) or [])]:
+                factories.append(cache(partial(get_sms_hook, conn_id, **hook_kwargs)))  # built once, when needed
+                if send_at is not None and not factories[-1]().supports_send_at:
+                    raise SmsUnsupportedFeatureError(
+                        f"fallback connection {conn_id!r} cannot schedule a message, so it cannot take this "
+                        "send_at send; drop it from fallback_conn_ids or use a Cellcast or Clickatell connection"
+                    )
+            if self.is_dry_run or len(groups) > 1:
+                # Every group is checked the way it will be sent before any is sent, so one bad text
+                # cannot fail the task after other groups already went out.
+                plans = send_grouped(groups, partial(send, dry_run=True), max_workers=1)
+        except SmsError as err:
+            raise self.failure(err) from err
         if self.is_dry_run:
-            return self._dry_run(primary, groups)
-        fallbacks = [str(c) for c in (coerce_recipients(self.fallback_conn_ids) or [])]
-        factories: list[Callable[[], Any]] = [lambda: primary]
-        factories += [partial(get_sms_hook, conn_id, **hook_kwargs) for conn_id in fallbacks]
-
-        def send_one(to: list[str], text: str) -> Any:
-            return send_with_failover(factories, to, text, sender=self.sender)
-
+            return self._report_plan(primary.provider, plans)
         if len(groups) == 1:
             ((text, to),) = groups.items()
-            return self.deliver(context, lambda: send_one(to, text))
+            return self.deliver(context, lambda: send(to, text))
         workers = self.max_workers or primary.max_workers
-        return self.deliver(context, lambda: send_grouped(groups, send_one, primary.provider, max_workers=workers))
+        return self.deliver(context, lambda: combine(send_grouped(groups, send, max_workers=workers), primary.provider))
 
-    def _dry_run(self, hook: Any, groups: dict[str, list[str]]) -> dict[str, Any]:
-        from airflow_provider_sms.core.delivery import plan_dry_run
-
-        plan = plan_dry_run(
-            groups, provider=hook.provider, default_region=hook.default_region, max_segments=hook.max_segments
-        )
-        count = sum(len(m["recipients"]) for m in plan["messages"])
+    def _report_plan(self, provider: str, plans: list[SendResult]) -> dict[str, Any]:
+        messages = [
+            {
+                "recipients": [a["to"] for a in plan.accepted],
+                "rejected": [dict(r) for r in plan.rejected],
+                "encoding": plan.encoding,
+                "segments_per_message": plan.segments // len(plan.accepted) if plan.accepted else 0,
+                "segments": plan.segments,
+                "requests": plan.requests,
+            }
+            for plan in plans
+        ]
+        total = sum(plan.segments for plan in plans)
+        count = sum(len(plan.accepted) for plan in plans)
+        requests = sum(plan.requests for plan in plans)
         self.log.info(
-            "dry run: would send %d SMS part(s) to %d recipient(s); nothing sent", plan["total_segments"], count
+            "dry run: would send %d SMS part(s) to %d recipient(s) in %d request(s); nothing sent",
+            total,
+            count,
+            requests,
         )
-        return plan
+        return {
+            "dry_run": True,
+            "provider": provider,
+            "messages": messages,
+            "total_segments": total,
+            "requests": requests,
+        }

@@ -21,15 +21,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from airflow_provider_sms.core.encoding import count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.core.phone import normalize_number
 from airflow_provider_sms.sandbox.faults import Fault, FaultMiddleware, Faults
 from airflow_provider_sms.sandbox.page import render_page
-from airflow_provider_sms.sandbox.providers import Cellcast, Clickatell, Cloudware
-from airflow_provider_sms.sandbox.store import Store, new_id, stamp
+from airflow_provider_sms.sandbox.providers.cellcast import Cellcast
+from airflow_provider_sms.sandbox.providers.clickatell import Clickatell
+from airflow_provider_sms.sandbox.providers.cloudware import Cloudware
+from airflow_provider_sms.sandbox.store import Store, stamp
 
 PROVIDERS = ("cellcast", "clickatell", "cloudware")
+
+
+def reset_sandbox(store: Store, faults: Faults) -> None:
+    """Forget every message, setting, fault and statistic: the state of a fresh sandbox."""
+    store.reset()
+    faults.clear()
+    faults.reset_stats()
 
 
 def create_app(store: Store, faults: Faults | None = None) -> Any:
@@ -45,24 +53,14 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         moment = datetime.fromisoformat(received_at.replace("Z", "+00:00")) if received_at else None
         if moment is not None and moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        info = count_segments(text)
-        (row,) = store.add(
-            [
-                {
-                    "direction": "in",
-                    "provider": provider,
-                    "endpoint": None,
-                    "message_id": new_id(provider),
-                    "phone": normalize_number(sender, "AU"),
-                    "text": text,
-                    "status": "received",
-                    "ts": stamp(moment) if moment else None,
-                    "segments": info.segments,
-                    "encoding": info.encoding,
-                }
-            ]
+        return store.add_message(
+            direction="in",
+            provider=provider,
+            phone=normalize_number(sender, "AU"),
+            text=text,
+            status="received",
+            ts=stamp(moment) if moment else None,
         )
-        return row
 
     async def list_messages(request: Request) -> Response:
         phone = request.query_params.get("phone")
@@ -122,9 +120,7 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         return JSONResponse({**faults.stats(), "stored_messages": store.count()})
 
     async def reset(request: Request) -> Response:
-        store.reset()
-        faults.clear()
-        faults.reset_stats()
+        reset_sandbox(store, faults)
         return JSONResponse({"reset": True})
 
     async def page(request: Request) -> Response:
@@ -144,8 +140,8 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         Route("/api/v1/gatewaymms", cellcast.mms, methods=["POST"]),
         Route("/api/v1/apiClient/getResponses", cellcast.responses, methods=["GET"]),
         Route("/messages", clickatell.messages, methods=["POST"]),
-        Route("/v1/sms/send", cloudware._send("/v1/sms/send", "sent"), methods=["POST"]),
-        Route("/v1/sms/queue", cloudware._send("/v1/sms/queue", "queued"), methods=["POST"]),
+        Route("/v1/sms/send", cloudware.send, methods=["POST"]),
+        Route("/v1/sms/queue", cloudware.queue, methods=["POST"]),
         Route("/v1/sms/messages", cloudware.messages, methods=["GET"]),
         Route("/_sandbox/messages", list_messages, methods=["GET"]),
         Route("/_sandbox/inbound", add_inbound, methods=["POST"]),

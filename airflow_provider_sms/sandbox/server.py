@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from airflow_provider_sms.sandbox.app import create_app
+from airflow_provider_sms.sandbox.app import create_app, reset_sandbox
 from airflow_provider_sms.sandbox.faults import Faults
 from airflow_provider_sms.sandbox.store import Store
 
@@ -43,6 +43,10 @@ class SandboxServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def reset(self) -> None:
+        """Back to a fresh sandbox: no messages, default settings, no faults, zeroed statistics."""
+        reset_sandbox(self.store, self.faults)
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         self._thread.start()

@@ -52,6 +52,9 @@ _COLUMNS = (
 )
 
 
+_INSERT = f"INSERT INTO messages ({', '.join(_COLUMNS[1:])}) VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})"  # noqa: S608
+
+
 def stamp(moment: datetime | None = None) -> str:
     """A sortable UTC timestamp: ``2030-01-01T09:00:00.000000Z``."""
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -88,21 +91,55 @@ class Store:
         self.settings = Settings()
         self.recent_calls: deque[float] = deque()  # for per-account rate limits
 
-    def add(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert messages (dicts with the table's columns, ``seq`` aside) and return them stored."""
+    def add_messages(
+        self,
+        *,
+        direction: str,
+        provider: str,
+        phones: Iterable[str],
+        text: str,
+        status: str,
+        endpoint: str | None = None,
+        sender: str | None = None,
+        scheduled_for: str | None = None,
+        ts: str | None = None,
+        message_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Store one text sent to (``out``) or received from (``in``) each phone; return the rows.
+
+        The id (in the provider's shape unless given), the time (now unless given), the SMS parts and
+        the encoding are filled in here, so every caller stores messages the same way.
+        """
+        from airflow_provider_sms.core.encoding import count_segments
+
+        info = count_segments(text)
         stored = []
         with self._lock:
             self._db.execute("BEGIN")
-            for row in rows:
-                values = {c: row.get(c) for c in _COLUMNS if c != "seq"}
-                values["ts"] = values["ts"] or stamp()
-                cursor = self._db.execute(
-                    f"INSERT INTO messages ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
-                    tuple(values.values()),
-                )
+            for phone in phones:
+                values = {
+                    "direction": direction,
+                    "provider": provider,
+                    "endpoint": endpoint,
+                    "message_id": message_id or new_id(provider),
+                    "phone": phone,
+                    "sender": sender,
+                    "text": text,
+                    "status": status,
+                    "scheduled_for": scheduled_for,
+                    "ts": ts or stamp(),
+                    "segments": info.segments,
+                    "encoding": info.encoding,
+                }
+                cursor = self._db.execute(_INSERT, tuple(values[c] for c in _COLUMNS[1:]))
                 stored.append({**values, "seq": cursor.lastrowid})
             self._db.execute("COMMIT")
         return stored
+
+    def add_message(self, *, phone: str, **fields: Any) -> dict[str, Any]:
+        """``add_messages`` for one phone."""
+        (row,) = self.add_messages(phones=[phone], **fields)
+        return row
 
     def page(
         self,

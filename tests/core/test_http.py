@@ -152,11 +152,17 @@ def test_token_never_appears_in_errors_even_if_echoed(server: ScriptedServer) ->
 
 
 def test_absolute_urls_must_stay_on_the_connection_host(server: ScriptedServer) -> None:
-    cli = client(server)
-    assert cli.url_for(server.url + "/v1/next?token=abc") == server.url + "/v1/next?token=abc"
-    with pytest.raises(SmsError, match="token must not be sent elsewhere"):
-        cli.url_for("https://evil.example.com/steal")
-    assert not [r for r in server.requests]
+    elsewhere = ScriptedServer()  # another origin on loopback: a different port is a different host
+    elsewhere.start()
+    try:
+        cli = client(server)
+        assert cli.request("GET", server.url + "/v1/next?token=abc").body == {"status": "success", "data": {"id": "1"}}
+        with pytest.raises(SmsError, match="token must not be sent elsewhere"):
+            cli.request("GET", elsewhere.url + "/steal")
+        assert elsewhere.requests == []
+        assert [r.path for r in server.requests] == ["/v1/next"]
+    finally:
+        elsewhere.stop()
 
 
 @pytest.mark.parametrize(

@@ -17,41 +17,12 @@ from airflow_provider_sms.core.errors import (
 )
 from airflow_provider_sms.hooks.cellcast import CellcastHook, format_schedule
 from tests.conftest import TOKEN
+from tests.payloads import CELLCAST, PNG, cellcast_envelope, cellcast_queued, cellcast_responses
 from tests.wire import multipart_fields
 
-BASE = "https://api.cellcast.com"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
-
-
-def envelope(status: bool = True, message: str = "Request is being processed", data: Any = None) -> dict[str, Any]:
-    return {
-        "app_type": "web",
-        "app_version": "1.0",
-        "invalid_token": 0,
-        "status": status,
-        "message": message,
-        "message_type": "toast",
-        "data": data if data is not None else {},
-        "error": {},
-    }
-
-
-def queued(*contacts: str, invalid: tuple[str, ...] = (), unsub: tuple[str, ...] = ()) -> dict[str, Any]:
-    return envelope(
-        data={
-            "queueResponse": [
-                {"Contact": c, "MessageId": f"id-{c}", "Result": "Message added to queue."} for c in contacts
-            ],
-            "message": "success register all valid contacts to queue",
-            "invalidContacts": [
-                {"Contact": f' "{c}"', "Error": "Number is not valid", "ErrorType": "number_not_valid"} for c in invalid
-            ],
-            "unsubscribeContacts": list(unsub),
-            "totalValidContact": len(contacts),
-            "totalInvalidContact": len(invalid),
-            "totalUnsubscribeContact": len(unsub),
-        }
-    )
+BASE = CELLCAST
+envelope = cellcast_envelope
+queued = cellcast_queued
 
 
 @pytest.fixture
@@ -64,7 +35,7 @@ class TestSendSms:
     def test_request_is_json_with_bearer_token_and_documented_fields(self, hook: CellcastHook, requests_mock: Any):
         requests_mock.post(f"{BASE}/api/v1/gateway", json=queued("400000001", "400000002"))
         when = datetime(2031, 8, 14, 14, 58, 0, 981000, tzinfo=timezone.utc)
-        result = hook.send_sms(["0400000001", "+61400000002"], "Line one\nLine two", schedule_at=when)
+        result = hook.send_sms(["0400000001", "+61400000002"], "Line one\nLine two", send_at=when)
 
         request = requests_mock.request_history[0]
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -88,7 +59,14 @@ class TestSendSms:
         result = hook.send_sms(["+61400000001", "+61400000002", "+61400000009"], "hi", sender="Other")
         assert requests_mock.request_history[0].json()["sender"] == "Other"
         assert result.accepted == [{"to": "+61400000002", "message_id": "id-400000002"}]
-        assert result.rejected == [{"to": "+61400000009", "code": "number_not_valid", "reason": "Number is not valid"}]
+        assert result.rejected == [
+            {
+                "to": "+61400000009",
+                "code": "invalid_number",
+                "reason": "Number is not valid",
+                "provider_code": "number_not_valid",
+            }
+        ]
         assert result.unsubscribed == ["+61400000001"]
 
     def test_invalid_duplicate_and_foreign_numbers_are_never_sent(self, hook: CellcastHook, requests_mock: Any):
@@ -120,13 +98,13 @@ class TestSendSms:
 
     def test_schedule_accepts_timedelta_and_refuses_naive_or_past(self, hook: CellcastHook, requests_mock: Any):
         requests_mock.post(f"{BASE}/api/v1/gateway", json=queued("400000001"))
-        hook.send_sms("0400000001", "hi", schedule_at=timedelta(hours=1))
+        hook.send_sms("0400000001", "hi", send_at=timedelta(hours=1))
         sent = requests_mock.request_history[0].json()["scheduleAt"]
         assert sent.endswith("Z") and datetime.fromisoformat(sent[:-1] + "+00:00") > datetime.now(timezone.utc)
         with pytest.raises(SmsValidationError, match="no time zone"):
-            hook.send_sms("0400000001", "hi", schedule_at=datetime(2031, 1, 1, 9))
+            hook.send_sms("0400000001", "hi", send_at=datetime(2031, 1, 1, 9))
         with pytest.raises(SmsValidationError, match="in the past"):
-            hook.send_sms("0400000001", "hi", schedule_at="2020-01-01T00:00:00Z")
+            hook.send_sms("0400000001", "hi", send_at="2020-01-01T00:00:00Z")
         assert len(requests_mock.request_history) == 1
 
     def test_only_country_code_61_is_allowed(self, hook: CellcastHook, requests_mock: Any):
@@ -284,12 +262,7 @@ class TestSendMms:
 
 
 class TestInbound:
-    def page(self, *items: dict[str, str]) -> dict[str, Any]:
-        return {
-            "meta": {"code": 200, "status": "SUCCESS"},
-            "message": f"You have {len(items)} response(s)",
-            "data": {"items": list(items)},
-        }
+    page = staticmethod(cellcast_responses)
 
     def test_pages_until_since_and_normalizes(self, hook: CellcastHook, requests_mock: Any):
         url = f"{BASE}/api/v1/apiClient/getResponses"

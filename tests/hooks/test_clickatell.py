@@ -10,35 +10,11 @@ import pytest
 from airflow_provider_sms.core.errors import SmsAuthError, SmsDeliveryUnknownError, SmsValidationError
 from airflow_provider_sms.hooks.clickatell import ClickatellHook
 from tests.conftest import TOKEN
+from tests.payloads import CLICKATELL_MESSAGES, clickatell_answer
 from tests.wire import xml_root
 
-URL = "https://platform.clickatell.com/messages"
-
-
-def answer(*numbers: str, rejected: dict[str, tuple[int, str, str]] | None = None) -> dict[str, Any]:
-    messages = [
-        {
-            "apiMessageId": f"api-{n}",
-            "accepted": True,
-            "to": n,
-            "errorCode": None,
-            "error": None,
-            "errorDescription": None,
-        }
-        for n in numbers
-    ]
-    for n, (code, error, description) in (rejected or {}).items():
-        messages.append(
-            {
-                "apiMessageId": "",
-                "accepted": False,
-                "to": n,
-                "errorCode": code,
-                "error": error,
-                "errorDescription": description,
-            }
-        )
-    return {"messages": messages, "errorCode": None, "error": None, "errorDescription": None}
+URL = CLICKATELL_MESSAGES
+answer = clickatell_answer
 
 
 XML_ANSWER = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -62,7 +38,7 @@ def test_json_request_uses_raw_key_and_documented_fields(hook: ClickatellHook, r
         ["+380976543211", "61400000001"],
         "string",
         sender="380671234567",
-        scheduled_delivery_time=when,
+        send_at=when,
         validity_period=1,
         client_message_id="uuid",
         user_data_header="0605040B8423F0",
@@ -96,7 +72,9 @@ def test_per_recipient_rejection_is_reported(hook: ClickatellHook, requests_mock
     )
     result = hook.send_sms(["+61400000001", "+61400000002"], "hi")
     assert result.accepted == [{"to": "+61400000001", "message_id": "api-61400000001"}]
-    assert result.rejected == [{"to": "+61400000002", "code": "clickatell_105", "reason": "The number"}]
+    assert result.rejected == [
+        {"to": "+61400000002", "code": "invalid_number", "reason": "The number", "provider_code": "105"}
+    ]
 
 
 def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
@@ -107,7 +85,7 @@ def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
         "a < b & c",
         binary=False,
         client_message_id="id",
-        scheduled_delivery_time="2031-02-27T14:30:00+02:00",
+        send_at="2031-02-27T14:30:00+02:00",
         validity_period=1,
         charset="UTF-8",
     )
@@ -130,7 +108,12 @@ def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
     ]
     assert result.accepted == [{"to": "+380685555555", "message_id": "174319bc027f45d989728093cc170107"}]
     assert result.rejected == [
-        {"to": "+380685555556", "code": "clickatell_105", "reason": "Invalid destination address"}
+        {
+            "to": "+380685555556",
+            "code": "invalid_number",
+            "reason": "Invalid destination address",
+            "provider_code": "105",
+        }
     ]
 
 
@@ -143,7 +126,7 @@ def test_binary_message_is_hex_and_sent_as_binary(hook: ClickatellHook, requests
 
 
 def test_recipients_are_chunked_at_200(hook: ClickatellHook, requests_mock: Any) -> None:
-    requests_mock.post(URL, status_code=202, json={"messages": []})
+    requests_mock.post(URL, status_code=202, json={"messages": [{"to": "0", "accepted": True}]})
     numbers = [f"+614{i:08d}" for i in range(450)]
     result = hook.send_message(numbers, "hi")
     assert sorted(len(r.json()["to"]) for r in requests_mock.request_history) == [50, 200, 200]
@@ -159,9 +142,9 @@ def test_recipients_are_chunked_at_200(hook: ClickatellHook, requests_mock: Any)
 @pytest.mark.parametrize(
     ("kwargs", "why"),
     [
-        ({"scheduled_delivery_time": datetime(2031, 1, 1, 9)}, "no time zone"),
-        ({"scheduled_delivery_time": "2031-01-01T09:00:00"}, "no time zone"),
-        ({"scheduled_delivery_time": datetime(2001, 1, 1, tzinfo=timezone.utc)}, "in the past"),
+        ({"send_at": datetime(2031, 1, 1, 9)}, "no time zone"),
+        ({"send_at": "2031-01-01T09:00:00"}, "no time zone"),
+        ({"send_at": datetime(2001, 1, 1, tzinfo=timezone.utc)}, "in the past"),
         ({"validity_period": 0}, "whole number"),
         ({"request_format": "yaml"}, "json' or 'xml"),
         ({"sender": "Bad!Sender"}, "characters"),

@@ -7,13 +7,19 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_sms.core.errors import SmsError, SmsProviderUnavailableError
+from airflow_provider_sms.core.errors import (
+    SmsError,
+    SmsProviderUnavailableError,
+    SmsRejectedError,
+    SmsUnsupportedFeatureError,
+)
 from airflow_provider_sms.hooks.cloudware import CloudwareHook
 from tests.conftest import TOKEN
+from tests.payloads import CLOUDWARE, CLOUDWARE_OK, cloudware_item
 from tests.scripted_server import Answer, ScriptedServer
 
-BASE = "https://api.cloudware.chat"
-OK = {"data": {"id": "12345", "name": "Example Resource"}, "status": "success"}
+BASE = CLOUDWARE
+OK = CLOUDWARE_OK
 
 
 @pytest.fixture
@@ -54,8 +60,10 @@ def test_concurrency_is_bounded_by_max_workers_over_real_sockets(make_conn: Any,
 
 def test_non_success_status_is_a_rejection(hook: CloudwareHook, requests_mock: Any) -> None:
     requests_mock.post(f"{BASE}/v1/sms/send", json={"status": "error", "message": "blocked number"})
-    result = hook.send_sms("+2348012345678", "hi")
-    assert result.rejected == [{"to": "+2348012345678", "code": "rejected", "reason": "blocked number"}]
+    with pytest.raises(SmsRejectedError, match="blocked number") as info:
+        hook.send_sms("+2348012345678", "hi")
+    assert info.value.result is not None
+    assert [(r["to"], r["code"]) for r in info.value.result.rejected] == [("+2348012345678", "rejected")]
 
 
 def test_partial_outage_lists_who_was_not_sent(make_conn: Any, requests_mock: Any) -> None:
@@ -75,15 +83,7 @@ def test_partial_outage_lists_who_was_not_sent(make_conn: Any, requests_mock: An
 
 
 def item(kind: str, sender: str, text: str, created: str, mid: str = "") -> dict[str, str]:
-    return {
-        "type": kind,
-        "from": sender,
-        "to": "2348000000000",
-        "message": text,
-        "message_id": mid,
-        "created_at": created,
-        "sent_at": created,
-    }
+    return cloudware_item(text, created, mid, sender=sender, kind=kind, to="2348000000000")
 
 
 def test_iter_messages_follows_next_page_and_stops_at_since(hook: CloudwareHook, requests_mock: Any) -> None:
@@ -141,3 +141,10 @@ def test_outage_on_every_recipient_raises_with_the_result(hook: CloudwareHook, r
         hook.send_sms(["+2348012345678", "+2348012345679"], "hi")
     assert info.value.result is not None
     assert sorted(r["to"] for r in info.value.result.rejected) == ["+2348012345678", "+2348012345679"]
+
+
+def test_send_at_is_refused_naming_the_alternatives(hook: CloudwareHook, requests_mock: Any) -> None:
+    with pytest.raises(SmsUnsupportedFeatureError, match="Clickatell or Cellcast") as info:
+        hook.send_sms("+2348012345678", "hi", send_at="2031-01-01T09:00:00+00:00")
+    assert "cannot schedule" in str(info.value)
+    assert requests_mock.call_count == 0

@@ -15,6 +15,7 @@ from airflow_provider_sms.hooks.cellcast import CellcastHook
 from airflow_provider_sms.hooks.clickatell import ClickatellHook
 from airflow_provider_sms.hooks.cloudware import CloudwareHook
 from airflow_provider_sms.sandbox.faults import Fault
+from tests.payloads import PNG
 
 AU = [f"+6140000{i:04d}" for i in range(1, 2501)]
 NG = [f"+234801234{i:04d}" for i in range(60)]
@@ -54,7 +55,7 @@ def test_cellcast_chat_and_mms(conns: Any) -> None:
 
 @pytest.mark.parametrize("conn_id", ["clickatell_default", "clickatell_xml"])
 def test_clickatell_json_and_xml_with_schedule(conns: Any, conn_id: str) -> None:
-    result = ClickatellHook(conn_id).send_message(AU[:450], "Reminder", scheduled_delivery_time=timedelta(hours=3))
+    result = ClickatellHook(conn_id).send_message(AU[:450], "Reminder", send_at=timedelta(hours=3))
     assert len(result.accepted) == 450
     assert result.requests == 3
     rows = conns.store.all(provider="clickatell")
@@ -117,31 +118,16 @@ def test_sensor_matches_a_reply_through_the_sandbox(conns: Any, provider: str) -
 
     started = datetime.now(timezone.utc) - timedelta(seconds=1)
     for i in range(120):  # older history the sensor must not page through
-        conns.store.add(
-            [
-                {
-                    "direction": "in",
-                    "provider": provider,
-                    "message_id": f"old{i}",
-                    "phone": "+61400000001",
-                    "text": "YES",
-                    "status": "received",
-                    "ts": f"2020-01-01T00:00:{i % 60:02d}.000000Z",
-                }
-            ]
+        conns.store.add_message(
+            direction="in",
+            provider=provider,
+            phone="+61400000001",
+            text="YES",
+            status="received",
+            ts=f"2020-01-01T00:00:{i % 60:02d}.000000Z",
         )
-    conns.store.add(
-        [
-            {
-                "direction": "in",
-                "provider": provider,
-                "message_id": "new",
-                "phone": "+61400000001",
-                "text": "yes please",
-                "status": "received",
-                "ts": None,
-            }
-        ]
+    conns.store.add_message(
+        direction="in", provider=provider, phone="+61400000001", text="yes please", status="received"
     )
     sensor = InboundSmsSensor(
         task_id="w",
@@ -164,18 +150,8 @@ def test_reply_approval_dag_end_to_end(airflow_db: None, conns: Any) -> None:
     def reply_when_asked() -> None:
         for _ in itertools.repeat(None, 300):
             if any(r["direction"] == "out" for r in conns.store.all(provider="cloudware")):
-                conns.store.add(
-                    [
-                        {
-                            "direction": "in",
-                            "provider": "cloudware",
-                            "message_id": "reply-1",
-                            "phone": "+61400000001",
-                            "text": "YES",
-                            "status": "received",
-                            "ts": None,
-                        }
-                    ]
+                conns.store.add_message(
+                    direction="in", provider="cloudware", phone="+61400000001", text="YES", status="received"
                 )
                 return
             time.sleep(0.05)
@@ -188,3 +164,53 @@ def test_reply_approval_dag_end_to_end(airflow_db: None, conns: Any) -> None:
     assert run.state == "success"
     assert states["publish"] == "success"
     assert states["hold"] == "skipped"
+
+
+SEND_AT = "2031-01-31T09:00:00+11:00"
+MIXED = ["+61400000001", "0400000002", "not a number", "+61400000001", "+2348012345678"]
+
+
+@pytest.mark.parametrize("provider", ["cellcast", "clickatell", "cloudware"])
+def test_the_neutral_send_has_one_signature_for_every_provider(conns: Any, provider: str) -> None:
+    from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    hook = get_sms_hook(f"{provider}_default")
+    result = hook.send_sms(to=MIXED, message="Your table is ready", sender="Bistro")
+    stored = {r["phone"] for r in conns.store.all(provider=provider) if r["direction"] == "out"}
+    assert {a["to"] for a in result.accepted} == stored
+    assert {r["sender"] for r in conns.store.all(provider=provider)} <= {"Bistro"}
+    if provider == "cloudware":  # the documented exception: Cloudware cannot schedule
+        with pytest.raises(SmsUnsupportedFeatureError, match="cannot schedule"):
+            hook.send_sms(to=MIXED, message="Later", sender="Bistro", send_at=SEND_AT)
+        return
+    scheduled = hook.send_sms(to=MIXED, message="Later", sender="Bistro", send_at=SEND_AT)
+    assert [a["to"] for a in scheduled.accepted] == [a["to"] for a in result.accepted]
+    rows = [r for r in conns.store.all(provider=provider) if r["text"] == "Later"]
+    assert {r["scheduled_for"] for r in rows} == {"2031-01-30T22:00:00.000000Z"}
+
+
+@pytest.mark.parametrize(
+    ("provider", "send"),
+    [
+        ("cellcast", lambda hook, to, **kw: hook.send_sms(to, "Reminder: 9am", **kw)),
+        ("cellcast", lambda hook, to, **kw: hook.send_chat(to, "Reminder: 9am", **kw)),
+        ("cellcast", lambda hook, to, **kw: hook.send_mms(to, "Reminder", media=PNG, **kw)),
+        ("clickatell", lambda hook, to, **kw: hook.send_message(to, "Reminder: 9am", **kw)),
+        ("cloudware", lambda hook, to, **kw: hook.send_sms(to, "Reminder: 9am", **kw)),
+        ("cloudware", lambda hook, to, **kw: hook.queue_sms(to, "Reminder: 9am", **kw)),
+    ],
+)
+def test_a_dry_run_agrees_with_the_real_send(conns: Any, provider: str, send: Any) -> None:
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    to = [*AU[:450], "+2348012345678", "junk", AU[0]]
+    hook = get_sms_hook(f"{provider}_default", batch_size=200 if provider != "cloudware" else None)
+    plan = send(hook, to, dry_run=True)
+    assert conns.store.all() == []
+    real = send(hook, to)
+    assert plan.dry_run and not real.dry_run
+    assert [a["to"] for a in plan.accepted] == [a["to"] for a in real.accepted]
+    assert plan.rejected == real.rejected
+    assert plan.requests == real.requests == sum(conns.faults.stats()["requests"].values())
+    assert (plan.segments, plan.encoding) == (real.segments, real.encoding)

@@ -13,9 +13,8 @@ from airflow_provider_sms.operators.cellcast import CellcastSendChatOperator, Ce
 from airflow_provider_sms.operators.clickatell import ClickatellSendMessageOperator
 from airflow_provider_sms.operators.cloudware import CloudwareQueueSmsOperator
 from tests.operators.test_send import FakeTI
+from tests.payloads import PNG
 from tests.wire import multipart_fields
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 
 def execute(op: Any) -> Any:
@@ -28,7 +27,7 @@ def test_chat_operator(make_conn: Any, requests_mock: Any) -> None:
         "https://api.cellcast.com/api/v1/chat",
         json={"status": True, "data": [{"number": "61400000001", "message": "x"}]},
     )
-    result = execute(CellcastSendChatOperator(task_id="t", numbers=["0400000001"], message="x", sms_template_id="S"))
+    result = execute(CellcastSendChatOperator(task_id="t", to=["0400000001"], message="x", sms_template_id="S"))
     assert requests_mock.request_history[0].json()["smsTemplateId"] == "S"
     assert result["accepted"] == [{"to": "+61400000001", "message_id": None}]
 
@@ -41,7 +40,7 @@ def test_mms_operator_uploads_media(make_conn: Any, requests_mock: Any, tmp_path
     )
     media = tmp_path / "a.png"
     media.write_bytes(PNG)
-    result = execute(CellcastSendMmsOperator(task_id="t", contacts="0400000001", message="x", media=str(media)))
+    result = execute(CellcastSendMmsOperator(task_id="t", to="0400000001", message="x", media=str(media)))
     request = requests_mock.request_history[0]
     assert multipart_fields(request.headers["Content-Type"], request.body)["media"] == ("a.png", PNG, "image/png")
     assert result["accepted"] == [{"to": "+61400000001", "message_id": "m"}]
@@ -55,7 +54,7 @@ def test_clickatell_operator_send_at_timedelta(make_conn: Any, requests_mock: An
         json={"messages": [{"apiMessageId": "a1", "accepted": True, "to": "61400000001"}]},
     )
     before = datetime.now(timezone.utc)
-    execute(ClickatellSendMessageOperator(task_id="t", to="+61400000001", content="x", send_at=timedelta(hours=2)))
+    execute(ClickatellSendMessageOperator(task_id="t", to="+61400000001", message="x", send_at=timedelta(hours=2)))
     sent = requests_mock.request_history[0].json()["scheduledDeliveryTime"]
     moment = datetime.strptime(sent, "%Y-%m-%dT%H:%M:%S%z")
     assert timedelta(hours=2) - timedelta(seconds=5) <= moment - before <= timedelta(hours=2, seconds=5)
@@ -65,7 +64,7 @@ def test_clickatell_operator_send_at_timedelta(make_conn: Any, requests_mock: An
 def test_clickatell_operator_refuses_naive_or_past(make_conn: Any, requests_mock: Any, send_at: Any) -> None:
     make_conn("clickatell_default", "clickatell")
     with pytest.raises(AirflowFailException):
-        execute(ClickatellSendMessageOperator(task_id="t", to="+61400000001", content="x", send_at=send_at))
+        execute(ClickatellSendMessageOperator(task_id="t", to="+61400000001", message="x", send_at=send_at))
     assert requests_mock.call_count == 0
 
 
@@ -75,3 +74,23 @@ def test_cloudware_queue_operator(make_conn: Any, requests_mock: Any) -> None:
     result = execute(CloudwareQueueSmsOperator(task_id="t", to="+2348012345678", message="x"))
     assert requests_mock.request_history[0].json() == {"to": "2348012345678", "message": "x"}
     assert result["accepted"] == [{"to": "+2348012345678", "message_id": "q1"}]
+
+
+@pytest.mark.parametrize(
+    ("operator", "kwargs"),
+    [
+        (CellcastSendChatOperator, {}),
+        (CellcastSendMmsOperator, {"gif_url": "https://example.com/a.gif"}),
+        (ClickatellSendMessageOperator, {}),
+        (CloudwareQueueSmsOperator, {}),
+    ],
+)
+def test_every_operator_reads_its_message_from_a_txt_template(tmp_path: Path, operator: Any, kwargs: dict) -> None:
+    from tests.airflow_names import DAG
+
+    (tmp_path / "text.txt").write_text("Hello {{ params.name }}")
+    with DAG("txt", schedule=None, template_searchpath=str(tmp_path), params={"name": "Ann"}) as dag:
+        op = operator(task_id="t", to="+61400000001", message="text.txt", **kwargs)
+    op.resolve_template_files()
+    op.render_template_fields({"params": dag.params, "dag": dag})
+    assert op.message == "Hello Ann"

@@ -9,9 +9,10 @@ import pytest
 from airflow_provider_sms._compat import AirflowFailException
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
 from airflow_provider_sms.operators.send import SendSmsOperator
+from tests.payloads import CELLCAST_GATEWAY, CLOUDWARE_SEND, cellcast_queued
 
-CELLCAST = "https://api.cellcast.com/api/v1/gateway"
-CLOUDWARE = "https://api.cloudware.chat/v1/sms/send"
+CELLCAST = CELLCAST_GATEWAY
+CLOUDWARE = CLOUDWARE_SEND
 OK_CLOUDWARE = {"status": "success", "data": {"id": "cw-1"}}
 
 
@@ -23,12 +24,7 @@ class FakeTI:
         self.pushed[key] = value
 
 
-def queued(*contacts: str) -> dict[str, Any]:
-    return {
-        "status": True,
-        "message": "Request is being processed",
-        "data": {"queueResponse": [{"Contact": c, "MessageId": f"id-{c}", "Result": "ok"} for c in contacts]},
-    }
+queued = cellcast_queued
 
 
 @pytest.fixture
@@ -69,6 +65,49 @@ def test_dry_run_sends_nothing_and_reports_the_plan(conns: None, requests_mock: 
     assert message["rejected"][0]["to"] == "bad"
     assert (message["encoding"], message["segments_per_message"]) == ("GSM-7", 2)
     assert plan["total_segments"] == 2
+    assert plan["requests"] == message["requests"] == 1
+
+
+def test_dry_run_applies_the_providers_destination_rule(conns: None, requests_mock: Any) -> None:
+    op = SendSmsOperator(
+        task_id="t", sms_conn_id="primary", to=["0400000001", "+2348012345678"], message="hi", dry_run=True
+    )
+    plan, _ = run(op)
+    (message,) = plan["messages"]
+    assert message["recipients"] == ["+61400000001"]
+    assert [(r["to"], r["code"]) for r in message["rejected"]] == [("+2348012345678", "unsupported_destination")]
+    assert requests_mock.call_count == 0
+
+
+def test_send_at_reaches_the_provider(conns: None, requests_mock: Any) -> None:
+    requests_mock.post(CELLCAST, json=queued("400000001"))
+    op = SendSmsOperator(
+        task_id="t", sms_conn_id="primary", to="0400000001", message="hi", send_at="2031-08-14T14:58:00+00:00"
+    )
+    run(op)
+    assert requests_mock.request_history[0].json()["scheduleAt"] == "2031-08-14T14:58:00.000Z"
+
+
+def test_send_at_with_a_fallback_that_cannot_schedule_fails_before_sending(conns: None, requests_mock: Any) -> None:
+    op = SendSmsOperator(
+        task_id="t",
+        sms_conn_id="primary",
+        fallback_conn_ids=["backup"],
+        to="0400000001",
+        message="hi",
+        send_at="2031-08-14T14:58:00+00:00",
+    )
+    with pytest.raises(AirflowFailException, match="'backup' cannot schedule"):
+        run(op)
+    assert requests_mock.call_count == 0
+
+
+def test_one_bad_group_stops_a_personalized_send_before_anything_goes_out(conns: None, requests_mock: Any) -> None:
+    requests_mock.post(CELLCAST, json=queued("400000001"))
+    messages = [{"to": "0400000001", "message": "fine"}, {"to": "0400000002", "message": "x" * 2000}]
+    with pytest.raises(AirflowFailException, match="SMS parts"):
+        run(SendSmsOperator(task_id="t", sms_conn_id="primary", messages=messages))
+    assert requests_mock.call_count == 0
 
 
 def test_partial_rejection_pushes_the_result_then_fails_without_retry(conns: None, requests_mock: Any) -> None:
@@ -152,6 +191,25 @@ def test_failover_sends_only_what_the_primary_did_not_process(conns: None, reque
         ("+61400000002", "cloudware"),
     }
     assert result["rejected"] == [{"to": "nope", "code": "invalid_number", "reason": result["rejected"][0]["reason"]}]
+
+
+def test_failover_takes_numbers_the_primary_does_not_serve(conns: None, requests_mock: Any) -> None:
+    requests_mock.post(CELLCAST, json=queued("400000001"))
+    requests_mock.post(CLOUDWARE, json=OK_CLOUDWARE)
+    op = SendSmsOperator(
+        task_id="t",
+        sms_conn_id="primary",
+        fallback_conn_ids=["backup"],
+        to=["0400000001", "+2348012345678"],
+        message="hi",
+    )
+    result, _ = run(op)
+    assert [r.json()["to"] for r in requests_mock.request_history if r.url == CLOUDWARE] == ["2348012345678"]
+    assert {(a["to"], a.get("provider")) for a in result["accepted"]} == {
+        ("+61400000001", None),
+        ("+2348012345678", "cloudware"),
+    }
+    assert result["rejected"] == []
 
 
 def test_personalized_messages_are_grouped_by_text(conns: None, requests_mock: Any) -> None:

@@ -12,21 +12,14 @@ from airflow_provider_sms._compat import AirflowFailException, AirflowSensorTime
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.sensors.inbound import InboundSmsSensor
 from tests.airflow_names import TaskDeferred
+from tests.payloads import CLOUDWARE_MESSAGES, cloudware_item
 
-URL = "https://api.cloudware.chat/v1/sms/messages"
+URL = CLOUDWARE_MESSAGES
 RUN_START = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
 
 
 def item(kind: str, sender: str, text: str, created: str, mid: str) -> dict[str, str]:
-    return {
-        "type": kind,
-        "from": sender,
-        "to": "61400000000",
-        "message": text,
-        "message_id": mid,
-        "created_at": created,
-        "sent_at": created,
-    }
+    return cloudware_item(text, created, mid, sender=sender, kind=kind)
 
 
 def context() -> dict[str, Any]:
@@ -159,3 +152,26 @@ def test_execute_complete_handles_each_event() -> None:
         sensor.execute_complete({}, {"status": "timeout", "timeout_at": "2030"})
     with pytest.raises(AirflowFailException, match="bad token"):
         sensor.execute_complete({}, {"status": "error", "error": "bad token"})
+
+
+def test_an_outage_is_logged_and_the_next_poke_still_matches(
+    cloudware: str, requests_mock: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reply = item("message_received", "61400000001", "YES", "2030-01-01T12:05:00Z", "m1")
+    requests_mock.get(URL, [{"status_code": 503, "json": {"message": "maintenance"}}, {"json": {"data": [reply]}}])
+    sensor = InboundSmsSensor(task_id="wait", sms_conn_id=cloudware, match=["yes"])
+    sensor._prepare(context())
+    assert sensor.poke(context()) is False
+    # Airflow 3 logs through structlog to stdout, Airflow 2.11 through logging
+    assert "could not list inbound messages this time" in caplog.text + capsys.readouterr().out
+    outcome = sensor.poke(context())
+    assert isinstance(outcome, PokeReturnValue)
+    assert outcome.xcom_value["message_id"] == "m1"
+
+
+def test_an_auth_failure_fails_the_sensor_for_good(cloudware: str, requests_mock: Any) -> None:
+    requests_mock.get(URL, status_code=401, json={"message": "Unauthenticated."})
+    sensor = InboundSmsSensor(task_id="wait", sms_conn_id=cloudware, match=["yes"])
+    sensor._prepare(context())
+    with pytest.raises(AirflowFailException, match="Unauthenticated"):
+        sensor.poke(context())

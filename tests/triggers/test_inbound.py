@@ -11,21 +11,10 @@ import pytest
 
 from airflow_provider_sms._compat import AIRFLOW_V_3
 from airflow_provider_sms.triggers.inbound import InboundSmsEventTrigger, InboundSmsTrigger
+from tests.payloads import CLOUDWARE_MESSAGES, cloudware_item
 
-URL = "https://api.cloudware.chat/v1/sms/messages"
-
-
-def item(text: str, created: datetime, mid: str, sender: str = "61400000001") -> dict[str, str]:
-    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "type": "message_received",
-        "from": sender,
-        "to": "61400000000",
-        "message": text,
-        "message_id": mid,
-        "created_at": stamp,
-        "sent_at": stamp,
-    }
+URL = CLOUDWARE_MESSAGES
+item = cloudware_item
 
 
 def rebuild(trigger: Any) -> Any:
@@ -97,7 +86,7 @@ def test_trigger_times_out(make_conn: Any, requests_mock: Any) -> None:
     assert payload == {"status": "timeout", "timeout_at": deadline}
 
 
-def test_trigger_reports_auth_failure_and_polls_through_outages(make_conn: Any, requests_mock: Any) -> None:
+def test_trigger_reports_auth_failure(make_conn: Any, requests_mock: Any) -> None:
     make_conn("replies", "cloudware")
     requests_mock.get(URL, status_code=401, json={"message": "bad token"})
     (payload,) = asyncio.run(events(InboundSmsTrigger("replies", poll_interval=0.01), 1))
@@ -125,3 +114,29 @@ def test_event_trigger_fires_once_per_new_message(make_conn: Any, requests_mock:
     trigger = InboundSmsEventTrigger("replies", match=["yes"], poll_interval=0.01)
     payloads = asyncio.run(events(trigger, 2))
     assert [p["message"]["message_id"] for p in payloads] == ["a", "b"]
+
+
+OUTAGE = {"status_code": 503, "json": {"message": "maintenance"}}
+
+
+def test_trigger_polls_through_an_outage_to_the_match(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("replies", "cloudware")
+    now = datetime.now(timezone.utc)
+    requests_mock.get(URL, [OUTAGE, OUTAGE, {"json": {"data": [item("yes", now, "m1")]}}])
+    trigger = InboundSmsTrigger(
+        "replies", match=["yes"], since=(now - timedelta(minutes=1)).isoformat(), poll_interval=0.01
+    )
+    (payload,) = asyncio.run(events(trigger, 1))
+    assert payload["status"] == "matched"
+    assert requests_mock.call_count == 3
+
+
+@needs_airflow_3
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_event_trigger_polls_through_an_outage(make_conn: Any, requests_mock: Any) -> None:
+    make_conn("replies", "cloudware")
+    later = datetime.now(timezone.utc) + timedelta(seconds=5)
+    requests_mock.get(URL, [{"json": {"data": []}}, OUTAGE, {"json": {"data": [item("YES", later, "a")]}}])
+    payloads = asyncio.run(events(InboundSmsEventTrigger("replies", match=["yes"], poll_interval=0.01), 1))
+    assert [p["message"]["message_id"] for p in payloads] == ["a"]
+    assert requests_mock.call_count == 3

@@ -1,0 +1,263 @@
+"""The one send pipeline every provider send and every dry run goes through.
+
+prepare (validate text, sender and schedule; normalize and de-duplicate numbers) -> filter destinations
+-> split into batches -> build each batch's request -> send over a bounded pool -> parse each answer
+into per-recipient outcomes -> one ``SendResult``. A provider supplies only a payload builder (our
+``Outgoing`` message and a batch of E.164 numbers -> a ``Call``) and an answer parser (the batch and
+the provider's reply -> a ``SendResult`` of that batch); a dry run is the same path with the network
+step skipped, so it cannot disagree with a real send.
+
+A batch that fails does not stop the others: its recipients are rejected with the error's code. Only
+an authentication failure stops the send, since every later batch would fail the same way. When every
+batch failed, the first error is raised with the whole result attached as ``error.result``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from airflow_provider_sms.core.encoding import SegmentInfo
+from airflow_provider_sms.core.errors import (
+    SmsAuthError,
+    SmsDeliveryUnknownError,
+    SmsError,
+    SmsUnsupportedDestinationError,
+    SmsValidationError,
+)
+from airflow_provider_sms.core.phone import prepare_recipients
+from airflow_provider_sms.core.results import SendResult
+from airflow_provider_sms.core.validation import resolve_send_time, validate_message, validate_sender
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message, validated, in our vocabulary: what a payload builder reads.
+
+    :param message: the text exactly as it goes on the wire.
+    :param sender: the sender ID to use (the call's, else the connection's), or None for the default.
+    :param send_at: when the provider should deliver (aware UTC), or None for now.
+    :param segments: the text's encoding and parts; None where SMS length rules do not apply (MMS).
+    """
+
+    message: str
+    sender: str | None = None
+    send_at: datetime | None = None
+    segments: SegmentInfo | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request, as a payload builder describes it."""
+
+    method: str
+    path: str
+    json: Any = None
+    data: Any = None
+    files: Any = None
+    headers: Mapping[str, str] | None = None
+    expect: str = "json"
+
+
+class Reply(Protocol):
+    """What the transport hands a parser: the 2xx answer of one call (``core.http.HttpReply``)."""
+
+    status: int
+    body: Any
+    text: str
+    attempts: int
+    endpoint: str
+
+
+Builder = Callable[[Sequence[str], Outgoing], Call]
+Parser = Callable[[Sequence[str], Any], SendResult]
+Transport = Callable[[Call], Reply]
+DestinationRule = Callable[[str], "str | None"]
+
+
+@dataclass
+class Prepared:
+    """A send after validation: the message, the numbers to send to, and who was refused already."""
+
+    outgoing: Outgoing
+    numbers: list[str]
+    result: SendResult
+
+
+def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def prepare(
+    to: str | int | Iterable[Any] | None,
+    message: str,
+    *,
+    provider: str,
+    sender: str | None = None,
+    default_sender: str | None = None,
+    send_at: datetime | str | timedelta | None = None,
+    region: str | None = None,
+    destination: DestinationRule | None = None,
+    check_text: bool = True,
+    max_segments: int,
+) -> Prepared:
+    """Validate everything a send needs before any request, and sort the recipients.
+
+    :param destination: returns why this provider cannot send to a number (or None when it can);
+        such numbers are rejected as ``unsupported_destination``.
+    :raises SmsValidationError: empty or too long text, bad sender or schedule, or no valid recipient.
+    """
+    info = validate_message(message, max_segments=max_segments) if check_text else None
+    chosen_sender = validate_sender(sender) if sender not in (None, "") else default_sender
+    when = resolve_send_time(send_at)
+    numbers, rejected = prepare_recipients(to, region)
+    if not numbers:
+        detail = "; ".join(f"{r['to']}: {r['reason']}" for r in rejected[:5]) or "none was given"
+        raise SmsValidationError(f"no valid recipient ({detail})", provider=provider)
+    result = SendResult(provider)
+    for entry in rejected:
+        result.add_rejected(entry["to"], entry["code"], entry["reason"])
+    if destination is not None:
+        served = []
+        for number in numbers:
+            refusal = destination(number)
+            if refusal is None:
+                served.append(number)
+            else:
+                result.add_rejected(number, SmsUnsupportedDestinationError.code, refusal)
+        numbers = served
+    return Prepared(Outgoing(message, chosen_sender, when, info), numbers, result)
+
+
+def run(
+    prepared: Prepared,
+    build: Builder,
+    parse: Parser,
+    *,
+    batch_size: int,
+    transport: Transport | None,
+    max_workers: int = 1,
+) -> SendResult:
+    """Batch, build, send (unless ``transport`` is None: a dry run), parse and merge.
+
+    Every batch's request is built before the first one is sent, so a builder that refuses its input
+    sends nothing at all. Results are merged in batch order whatever order the calls finish in.
+
+    :raises SmsError: the first batch's error when no batch succeeded, with ``error.result`` set.
+    """
+    result = prepared.result
+    outgoing = prepared.outgoing
+    batches = list(chunked(prepared.numbers, batch_size))
+    calls = [build(batch, outgoing) for batch in batches]
+    if transport is None:
+        result.dry_run = True
+        for number in prepared.numbers:
+            result.add_accepted(number)
+        result.requests += len(calls)
+        _count_segments(result, outgoing)
+        return result
+    errors: list[SmsError | None] = [None] * len(batches)
+    auth_failure: list[SmsAuthError] = []  # set once; every later batch would fail the same way
+
+    def send(index: int) -> SendResult:
+        batch = batches[index]
+        part = SendResult(result.provider)
+        if auth_failure:
+            errors[index] = auth_failure[0]
+            for number in batch:
+                part.add_rejected(number, SmsAuthError.code, "not attempted: the provider refused the credentials")
+            return part
+        reply: Reply | None = None
+        try:
+            reply = transport(calls[index])
+            part = one_outcome_each(batch, parse(batch, reply))
+        except SmsError as err:  # from the transport, or a parser reading an error out of a 2xx answer
+            errors[index] = err
+            if isinstance(err, SmsAuthError):
+                auth_failure.append(err)
+            log.warning("%s: a batch of %d recipient(s) failed: %s", result.provider, len(batch), err)
+            for number in batch:
+                part.add_rejected(number, err.code, str(err))
+        except Exception as exc:  # a parser bug after the request went out must not lose who was texted
+            reason = f"unexpected {type(exc).__name__} reading the answer; not resent"
+            errors[index] = SmsDeliveryUnknownError(reason, provider=result.provider)
+            log.exception("%s: could not read the answer for a batch of %d", result.provider, len(batch))
+            part = SendResult(result.provider)
+            for number in batch:
+                part.add_rejected(number, SmsDeliveryUnknownError.code, reason)
+        part.requests = reply.attempts if reply is not None else _attempts_of(errors[index])
+        _count_segments(part, outgoing)
+        return part
+
+    if max_workers <= 1 or len(batches) <= 1:
+        parts = [send(index) for index in range(len(batches))]
+    else:
+        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"sms-{result.provider}") as pool:
+            parts = list(pool.map(send, range(len(batches))))
+    for part in parts:
+        result.merge(part)
+    first = errors[0]
+    if batches and first is not None and all(errors):
+        first.result = result
+        raise first
+    return result
+
+
+def one_outcome_each(batch: Sequence[str], parsed: SendResult) -> SendResult:
+    """Exactly one outcome per recipient of the batch, whatever the answer said.
+
+    A parser reports what the provider's answer says; this keeps the result true: numbers that were not
+    in the batch are dropped, a number named twice with the same outcome counts once, a number given
+    conflicting outcomes, or none at all, is ``delivery_unknown`` (the request went out, so it may
+    have been sent, and it is never resent).
+    """
+    members = set(batch)
+    outcomes: dict[str, list[tuple[str, Any]]] = {}
+    for entry in parsed.accepted:
+        outcomes.setdefault(entry["to"], []).append(("accepted", entry))
+    for entry in parsed.rejected:
+        outcomes.setdefault(entry["to"], []).append(("rejected", entry))
+    for number in parsed.unsubscribed:
+        outcomes.setdefault(number, []).append(("unsubscribed", number))
+    result = SendResult(parsed.provider)
+    for number in batch:
+        kinds = {kind for kind, _ in outcomes.get(number, ())}
+        if len(kinds) != 1:
+            why = "named it with conflicting outcomes" if kinds else "did not name this number"
+            result.add_rejected(
+                number, SmsDeliveryUnknownError.code, f"the provider's answer {why}; it may have been sent"
+            )
+            continue
+        kind, entry = outcomes[number][0]
+        if kind == "accepted":
+            result.accepted.append(entry)
+        elif kind == "rejected":
+            result.rejected.append(entry)
+        else:
+            result.unsubscribed.append(number)
+    dropped = len(set(outcomes) - members)
+    if dropped:
+        log.warning("%s: the answer named %d number(s) that were not sent; ignored", parsed.provider, dropped)
+    return result
+
+
+def _attempts_of(error: SmsError | None) -> int:
+    return error.attempts if error is not None else 0
+
+
+def _count_segments(result: SendResult, outgoing: Outgoing) -> None:
+    if outgoing.segments is not None and result.accepted:
+        result.segments = outgoing.segments.segments * len(result.accepted)
+        result.encoding = outgoing.segments.encoding

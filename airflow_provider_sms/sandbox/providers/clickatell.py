@@ -1,0 +1,165 @@
+"""Clickatell as the sandbox serves it: ``POST /messages`` in JSON or XML, up to 200 recipients.
+
+Answers follow the provider docs: ``202`` with one ``messages`` entry per recipient (``apiMessageId``,
+``accepted``, ``to`` and the error fields), in the format of the request, and the raw API key as the
+``Authorization`` header (a ``Bearer`` prefix is refused, as Clickatell does).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from airflow_provider_sms.core.encoding import count_segments
+from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.core.phone import normalize_number
+from airflow_provider_sms.sandbox.providers.common import json_or_none, parse_time, token_ok
+from airflow_provider_sms.sandbox.store import Store, stamp
+
+
+def _clickatell_error(status: int, code: int, error: str, description: str, xml: bool) -> Response:
+    if xml:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<SendMessagesResponse>'
+            f"<ErrorCode>{code}</ErrorCode><Error>{error}</Error><ErrorDescription>{description}</ErrorDescription>"
+            "</SendMessagesResponse>"
+        )
+        return Response(body, status_code=status, media_type="application/xml")
+    return JSONResponse(
+        {"messages": [], "errorCode": code, "error": error, "errorDescription": description}, status_code=status
+    )
+
+
+class Clickatell:
+    """``POST /messages`` in JSON or XML."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def messages(self, request: Request) -> Response:
+        xml = "xml" in request.headers.get("content-type", "")
+        key = request.headers.get("authorization", "").strip()
+        if not key or key.lower().startswith("bearer ") or not token_ok(self.store, key):
+            return _clickatell_error(
+                401, 1, "Invalid or missing Auth token", "Send the API key as the Authorization header", xml
+            )
+        raw = await request.body()
+        fields = self._read_xml(raw) if xml else json_or_none(raw)
+        if not isinstance(fields, dict):
+            return _clickatell_error(400, 2, "Invalid request", "The body could not be read", xml)
+        to = fields.get("to")
+        if isinstance(to, str):
+            to = [to]
+        if not isinstance(to, list) or not to:
+            return _clickatell_error(400, 105, "Invalid destination address", "No recipients given", xml)
+        if len(to) > 200:
+            return _clickatell_error(400, 128, "Number of recipients exceeds 200", "Send at most 200 per call", xml)
+        content = str(fields.get("content") or "")
+        if not content:
+            return _clickatell_error(400, 101, "Invalid or missing parameter", "content is required", xml)
+        when = None
+        if fields.get("scheduledDeliveryTime"):
+            moment = parse_time(str(fields["scheduledDeliveryTime"]))
+            if moment is None:
+                return _clickatell_error(
+                    400,
+                    101,
+                    "Invalid or missing parameter",
+                    "scheduledDeliveryTime must look like 2017-02-27T14:30:00+0200",
+                    xml,
+                )
+            when = stamp(moment) if moment > datetime.now(timezone.utc) else None
+        info = count_segments(content)
+        entries = []
+        for number in to:
+            digits = str(number).strip()
+            try:
+                e164 = normalize_number(digits if digits.startswith("+") else "+" + digits)
+            except SmsValidationError:
+                entries.append(
+                    {
+                        "apiMessageId": "",
+                        "accepted": False,
+                        "to": digits,
+                        "errorCode": 105,
+                        "error": "Invalid destination address",
+                        "errorDescription": "Invalid destination address",
+                    }
+                )
+                continue
+            if not self.store.spend(info.segments):
+                entries.append(
+                    {
+                        "apiMessageId": "",
+                        "accepted": False,
+                        "to": digits,
+                        "errorCode": 301,
+                        "error": "No credit left",
+                        "errorDescription": "Insufficient credit",
+                    }
+                )
+                continue
+            row = self.store.add_message(
+                direction="out",
+                provider="clickatell",
+                endpoint="/messages",
+                phone=e164,
+                sender=fields.get("from"),
+                text=content,
+                status="scheduled" if when else "delivered",
+                scheduled_for=when,
+            )
+            entries.append(
+                {
+                    "apiMessageId": row["message_id"],
+                    "accepted": True,
+                    "to": e164.lstrip("+"),
+                    "errorCode": None,
+                    "error": None,
+                    "errorDescription": None,
+                }
+            )
+        if xml:
+            return Response(self._write_xml(entries), status_code=202, media_type="application/xml")
+        return JSONResponse(
+            {"messages": entries, "errorCode": None, "error": None, "errorDescription": None}, status_code=202
+        )
+
+    @staticmethod
+    def _read_xml(raw: bytes) -> dict[str, Any] | None:
+        if b"<!DOCTYPE" in raw.upper():
+            return None
+        try:
+            root = ET.fromstring(raw)  # noqa: S314 - no DTD allowed (checked above)
+        except ET.ParseError:
+            return None
+        names = {
+            "Content": "content",
+            "From": "from",
+            "ScheduledDeliveryTime": "scheduledDeliveryTime",
+            "ClientMessageId": "clientMessageId",
+            "ValidityPeriod": "validityPeriod",
+            "Charset": "charset",
+        }
+        fields: dict[str, Any] = {key: root.findtext(tag) for tag, key in names.items() if root.find(tag) is not None}
+        fields["to"] = [node.text or "" for node in root.findall("To")]
+        return fields
+
+    @staticmethod
+    def _write_xml(entries: list[dict[str, Any]]) -> bytes:
+        root = ET.Element("SendMessagesResponse")
+        messages = ET.SubElement(root, "Messages")
+        for entry in entries:
+            node = ET.SubElement(messages, "Message")
+            ET.SubElement(node, "ApiMessageId").text = entry["apiMessageId"]
+            ET.SubElement(node, "Accepted").text = "true" if entry["accepted"] else "false"
+            ET.SubElement(node, "To").text = entry["to"]
+            if entry["errorCode"] is not None:
+                ET.SubElement(node, "ErrorCode").text = str(entry["errorCode"])
+                ET.SubElement(node, "Error").text = entry["error"]
+                ET.SubElement(node, "ErrorDescription").text = entry["errorDescription"]
+        return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + ET.tostring(root, encoding="utf-8")
