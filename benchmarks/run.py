@@ -91,7 +91,7 @@ class RemoteSandbox:
         raise RuntimeError("the sandbox process did not start")
 
     def reset(self, *, rate_limit: bool) -> None:
-        self._http.post(f"{self.url}/_sandbox/reset", timeout=10)
+        self._http.post(f"{self.url}/_sandbox/reset", json={}, timeout=10)
         self._http.post(
             f"{self.url}/_sandbox/settings", json={"cellcast_rate_limit": 15 if rate_limit else None}, timeout=10
         )
@@ -206,13 +206,13 @@ class StubClient:
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
 
-    def request(self, method: str, path: str, *, json_body: Any = None, **kwargs: Any) -> Any:
+    def send(self, call: Any) -> Any:
         from airflow_provider_sms.core.http import HttpReply
 
-        body = json.dumps(json_body)
-        key = body[:0] + json.dumps((json_body.get("contacts") or json_body.get("to") or [""])[:1])
+        body = json.dumps(call.json)
+        key = body[:0] + json.dumps((call.json.get("contacts") or call.json.get("to") or [""])[:1])
         text = self.answers[key]
-        return HttpReply(200, json.loads(text), text, 1, f"{method} {path}")
+        return HttpReply(200, json.loads(text), text, 1, f"{call.method} {call.path}")
 
 
 def stub_answers(provider: str, to: list[str], batch: int) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 CELLCAST = "https://api.cellcast.com"
@@ -112,3 +112,8 @@ def cloudware_item(
         "created_at": stamp,
         "sent_at": stamp,
     }
+
+
+def in_days(days: int = 30, *, tz: timezone = timezone.utc, **replace: int) -> datetime:
+    """An aware time ``days`` from now (within the one-year scheduling limit), with fields replaced."""
+    return (datetime.now(tz) + timedelta(days=days)).replace(**replace)

@@ -17,6 +17,7 @@ safe excerpt of the provider's answer, so a user can act on the message without 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -51,6 +52,14 @@ class SmsError(Exception):
         # The partial outcome when a send failed as a whole: who was rejected, who was never tried.
         self.result: SendResult | None = None
         super().__init__(self._render())
+
+    def redact(self, scrub: Callable[[str], str]) -> SmsError:
+        """Scrub secrets out of this error's texts (provider words may echo a token); return self."""
+        self.message = scrub(self.message)
+        if self.body_excerpt:
+            self.body_excerpt = scrub(self.body_excerpt)
+        self.args = (self._render(),)
+        return self
 
     def _render(self) -> str:
         where = []

@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms.core.errors import SmsValidationError
 
 if TYPE_CHECKING:
     from airflow_provider_sms.core.results import InboundMessage
+
+# How far ahead of our clock a provider's timestamps may run before we stop trusting them as a cursor.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def compile_match(match: str | Sequence[str] | None) -> re.Pattern[str] | None:
@@ -83,15 +86,29 @@ class Scan:
     all_matches: list[InboundMessage] = field(default_factory=list)
 
 
-def scan_replies(messages: Iterable[InboundMessage], flt: InboundFilter, *, keep_all: bool = False) -> Scan:
+def scan_replies(
+    messages: Iterable[InboundMessage], flt: InboundFilter, *, keep_all: bool = False, now: datetime | None = None
+) -> Scan:
     """Walk messages (newest first) once: keep the earliest match and the cursor for the next poll.
+
+    A message listed twice in one poll (the same id on one page, or on two) counts once. The cursor is
+    the newest *plausible* time: a message stamped beyond the poll's own clock (plus ``CLOCK_SKEW``
+    for a provider whose clock runs ahead) can still match, but never moves the cursor, so one
+    message stamped 2099 cannot make every later reply look old.
 
     :param keep_all: also collect every match, oldest first (event triggers fire once per message).
     """
     scan = Scan()
     ids_at_newest: set[str] = set()
+    seen: set[str] = set()
+    plausible = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
     for message in messages:
-        if scan.newest is None or message.received_at > scan.newest:
+        if message.message_id in seen:
+            continue
+        seen.add(message.message_id)
+        if message.received_at > plausible:
+            pass
+        elif scan.newest is None or message.received_at > scan.newest:
             scan.newest = message.received_at
             ids_at_newest = {message.message_id}
         elif message.received_at == scan.newest:
@@ -106,14 +123,17 @@ def scan_replies(messages: Iterable[InboundMessage], flt: InboundFilter, *, keep
     return scan
 
 
-def poll_replies(hook: Any, flt: InboundFilter, *, keep_all: bool = False) -> Scan:
-    """One poll: list what the provider received since the filter's cursor and scan it."""
-    return scan_replies(hook.iter_messages(since=flt.since), flt, keep_all=keep_all)
+def poll_replies(hook: Any, flt: InboundFilter, *, keep_all: bool = False, stop_at: float | None = None) -> Scan:
+    """One poll: list what the provider received since the filter's cursor and scan it.
+
+    :param stop_at: a ``time.monotonic()`` deadline for the poll (paging stops there).
+    """
+    return scan_replies(hook.iter_messages(since=flt.since, stop_at=stop_at), flt, keep_all=keep_all)
 
 
 def advance(flt: InboundFilter, scan: Scan) -> InboundFilter:
-    """The filter for the next poll: start at the newest message seen, skipping the ids already seen there."""
-    if scan.newest is None:
+    """The filter for the next poll: start at the newest plausible message seen, skipping the ids seen there."""
+    if scan.newest is None or (flt.since is not None and scan.newest < flt.since):
         return flt
     skip = scan.newest_ids | (flt.skip_ids if flt.since == scan.newest else frozenset())
     return InboundFilter(flt.from_numbers, flt.pattern, scan.newest, skip)

@@ -31,7 +31,7 @@ from airflow_provider_sms.core.errors import (
 )
 from airflow_provider_sms.core.phone import prepare_recipients
 from airflow_provider_sms.core.results import SendResult
-from airflow_provider_sms.core.validation import resolve_send_time, validate_message, validate_sender
+from airflow_provider_sms.core.validation import resolve_send_time, validate_message, validate_sender, validate_text
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,20 @@ def prepare(
     destination: DestinationRule | None = None,
     check_text: bool = True,
     max_segments: int,
+    max_chars: int | None = None,
 ) -> Prepared:
     """Validate everything a send needs before any request, and sort the recipients.
 
     :param destination: returns why this provider cannot send to a number (or None when it can);
         such numbers are rejected as ``unsupported_destination``.
+    :param check_text: apply the SMS length rules (``max_segments``); otherwise only ``max_chars``.
     :raises SmsValidationError: empty or too long text, bad sender or schedule, or no valid recipient.
     """
-    info = validate_message(message, max_segments=max_segments) if check_text else None
+    if check_text:
+        info: SegmentInfo | None = validate_message(message, max_segments=max_segments)
+    else:
+        validate_text(message, max_chars=max_chars)
+        info = None
     chosen_sender = validate_sender(sender) if sender not in (None, "") else default_sender
     when = resolve_send_time(send_at)
     numbers, rejected = prepare_recipients(to, region)
@@ -149,23 +155,28 @@ def run(
     batch_size: int,
     transport: Transport | None,
     max_workers: int = 1,
+    redact: Callable[[str], str] = str,
 ) -> SendResult:
     """Batch, build, send (unless ``transport`` is None: a dry run), parse and merge.
 
-    Every batch's request is built before the first one is sent, so a builder that refuses its input
-    sends nothing at all. Results are merged in batch order whatever order the calls finish in.
+    Each batch's request is built just before it is sent (a builder that refuses a batch sends nothing
+    for it; a dry run builds every one). Results are merged in batch order whatever order the calls
+    finish in.
+    Every text that came from the provider (reasons, ids, error messages) goes through ``redact``
+    before it reaches a log line, an error or the result, so an echoed token never gets further.
 
     :raises SmsError: the first batch's error when no batch succeeded, with ``error.result`` set.
     """
     result = prepared.result
     outgoing = prepared.outgoing
     batches = list(chunked(prepared.numbers, batch_size))
-    calls = [build(batch, outgoing) for batch in batches]
     if transport is None:
+        for batch in batches:
+            build(batch, outgoing)  # a builder that refuses its input fails the dry run as it would the send
         result.dry_run = True
         for number in prepared.numbers:
             result.add_accepted(number)
-        result.requests += len(calls)
+        result.requests += len(batches)
         _count_segments(result, outgoing)
         return result
     errors: list[SmsError | None] = [None] * len(batches)
@@ -179,11 +190,20 @@ def run(
             for number in batch:
                 part.add_rejected(number, SmsAuthError.code, "not attempted: the provider refused the credentials")
             return part
+        try:
+            call = build(batch, outgoing)
+        except Exception as exc:  # nothing was sent for this batch
+            err = exc if isinstance(exc, SmsError) else SmsValidationError(f"could not build the request: {exc!r}")
+            errors[index] = err
+            for number in batch:
+                part.add_rejected(number, err.code, str(err))
+            return part
         reply: Reply | None = None
         try:
-            reply = transport(calls[index])
+            reply = transport(call)
             part = one_outcome_each(batch, parse(batch, reply))
         except SmsError as err:  # from the transport, or a parser reading an error out of a 2xx answer
+            err.redact(redact)
             errors[index] = err
             if isinstance(err, SmsAuthError):
                 auth_failure.append(err)
@@ -199,7 +219,7 @@ def run(
                 part.add_rejected(number, SmsDeliveryUnknownError.code, reason)
         part.requests = reply.attempts if reply is not None else _attempts_of(errors[index])
         _count_segments(part, outgoing)
-        return part
+        return _redacted(part, redact)
 
     if max_workers <= 1 or len(batches) <= 1:
         parts = [send(index) for index in range(len(batches))]
@@ -223,6 +243,9 @@ def one_outcome_each(batch: Sequence[str], parsed: SendResult) -> SendResult:
     conflicting outcomes, or none at all, is ``delivery_unknown`` (the request went out, so it may
     have been sent, and it is never resent).
     """
+    named = [e["to"] for e in parsed.accepted] + [e["to"] for e in parsed.rejected] + parsed.unsubscribed
+    if len(named) == len(batch) and set(named) == set(batch):
+        return parsed  # the usual answer: every number of the batch, once
     members = set(batch)
     outcomes: dict[str, list[tuple[str, Any]]] = {}
     for entry in parsed.accepted:
@@ -250,6 +273,15 @@ def one_outcome_each(batch: Sequence[str], parsed: SendResult) -> SendResult:
     dropped = len(set(outcomes) - members)
     if dropped:
         log.warning("%s: the answer named %d number(s) that were not sent; ignored", parsed.provider, dropped)
+    return result
+
+
+def _redacted(result: SendResult, redact: Callable[[str], str]) -> SendResult:
+    for entry in result.accepted:
+        if entry.get("message_id"):
+            entry["message_id"] = redact(entry["message_id"])
+    for entry in result.rejected:
+        entry["reason"] = redact(entry["reason"])
     return result
 
 

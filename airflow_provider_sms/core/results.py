@@ -155,9 +155,15 @@ class InboundMessage:
         )
 
 
-def derive_message_id(*parts: str) -> str:
-    """A stable id for a message whose provider gave none: the same inputs always give the same id."""
+def derive_message_id(from_number: str, received_at: datetime, text: str) -> str:
+    """A stable id for a message whose provider gave none.
+
+    It depends on the sender, the text and the time to the whole second in UTC, never on how the
+    provider wrote the time (``...00.455Z`` and ``... 00:00:00`` give the same id), so a message listed
+    again with its time formatted differently is still recognized.
+    """
     import hashlib
 
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    moment = received_at.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    digest = hashlib.sha256("\x1f".join((from_number, moment, text)).encode("utf-8")).hexdigest()
     return f"derived-{digest[:24]}"

@@ -14,6 +14,13 @@ from airflow_provider_sms.core.encoding import SegmentInfo, count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
 
 DEFAULT_MAX_SEGMENTS = 10
+# Our own guards where the providers document none: an MMS text's length, and how far ahead a send may
+# be scheduled (a year: beyond that a date is almost always a typo, such as 9999-12-31).
+MMS_MAX_CHARS = 5000
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+# C0 control characters other than tab, line feed, form feed (GSM-7's page break) and carriage return:
+# a NUL or an ESC in a text would corrupt it on the way (ESC is GSM-7's own escape code).
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _SENDER_CHARS = re.compile(r"^[A-Za-z0-9 \-]+$")
 _NUMERIC_SENDER = re.compile(r"^\+?[0-9]+$")
 
@@ -24,11 +31,26 @@ _IMAGE_MAGIC = {
 }
 
 
-def validate_message(text: str | None, *, max_segments: int = DEFAULT_MAX_SEGMENTS) -> SegmentInfo:
-    """Refuse an empty text or one longer than ``max_segments`` parts; return its segment count."""
+def validate_text(text: str | None, *, max_chars: int | None = None) -> str:
+    """Refuse an empty text, control characters (NUL, ESC...) and, with ``max_chars``, a longer text."""
     if text is None or not str(text).strip():
         raise SmsValidationError("the message is empty; give the text to send")
-    info = count_segments(str(text))
+    value = str(text)
+    bad = _CONTROL_CHARS.search(value)
+    if bad:
+        raise SmsValidationError(
+            f"the message holds the control character {bad.group()!r} at position {bad.start()}; "
+            "remove it (only tab, line breaks and form feed are allowed)"
+        )
+    if max_chars is not None and len(value) > max_chars:
+        raise SmsValidationError(f"the message is {len(value)} characters; at most {max_chars} are allowed")
+    return value
+
+
+def validate_message(text: str | None, *, max_segments: int = DEFAULT_MAX_SEGMENTS) -> SegmentInfo:
+    """Refuse an empty text, control characters, or one longer than ``max_segments`` parts; return its
+    segment count."""
+    info = count_segments(validate_text(text))
     if info.segments > max_segments:
         raise SmsValidationError(
             f"the message is {info.characters} characters ({info.encoding}), {info.segments} SMS parts; "
@@ -66,7 +88,12 @@ def resolve_send_time(when: datetime | str | timedelta | None, *, now: datetime 
     if when is None or when == "":
         return None
     now = now or datetime.now(timezone.utc)
+    too_far = SmsValidationError(
+        f"schedule time {when!s} is too far ahead; a send can be scheduled at most a year ahead"
+    )
     if isinstance(when, timedelta):
+        if when > MAX_SCHEDULE_AHEAD:
+            raise too_far
         moment = now + when
     elif isinstance(when, datetime):
         moment = when
@@ -85,9 +112,17 @@ def resolve_send_time(when: datetime | str | timedelta | None, *, now: datetime 
         raise SmsValidationError(
             f"schedule time {when!s} has no time zone; give an aware datetime or an offset like +10:00"
         )
-    moment = moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise too_far from None
     if moment <= now:
         raise SmsValidationError(f"schedule time {moment.isoformat()} is in the past (now is {now.isoformat()})")
+    if moment - now > MAX_SCHEDULE_AHEAD:
+        raise SmsValidationError(
+            f"schedule time {moment.isoformat()} is more than {MAX_SCHEDULE_AHEAD.days} days ahead; "
+            "a send can be scheduled at most a year ahead"
+        )
     return moment
 
 

@@ -8,20 +8,24 @@ handling and base URL rules live here too, so a provider module holds nothing bu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 
 from airflow_provider_sms._compat import BaseHook
-from airflow_provider_sms.connections import field_behaviour, form_widgets
+from airflow_provider_sms.connections import CONNECTION_TYPES, field_behaviour, form_widgets
 from airflow_provider_sms.core.errors import SmsAuthError, SmsError, SmsUnsupportedFeatureError, SmsValidationError
-from airflow_provider_sms.core.phone import region_for_country_code
+from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT, DEFAULT_THRESHOLD, SendGuard
+from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
 from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, prepare, run
 from airflow_provider_sms.core.results import InboundMessage, SendResult
 from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, validate_sender
 
 SendAt = datetime | str | timedelta | None
+DEFAULT_READ_TIMEOUT = 30.0
+MAX_READ_TIMEOUT = 600.0
 
 
 class SmsHook(BaseHook):
@@ -32,10 +36,14 @@ class SmsHook(BaseHook):
         provider's documented limit.
     :param max_workers: requests in flight at once (and connections kept alive).
     :param max_retries: retries after the first attempt, under the rules of ``core.http``.
+    :param send_timeout: seconds one send may take in all, waits for retries included; recipients
+        not yet tried by then are reported ``provider_unavailable`` (nothing sent to them).
+    :param breaker_threshold: consecutive 429/503 answers after which a send stops retrying and
+        reports the remaining recipients ``rate_limited`` without sending to them.
     """
 
     conn_type: ClassVar[str]
-    hook_name: ClassVar[str]
+    hook_name: ClassVar[str]  # "Cellcast SMS": the name Airflow lists, from the connection table
     provider: ClassVar[str]
     default_host: ClassVar[str]
     batch_limit: ClassVar[int] = 1
@@ -53,9 +61,15 @@ class SmsHook(BaseHook):
         max_workers: int | None = None,
         max_retries: int = 3,
         backoff_factor: float = 0.5,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        breaker_threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
+        if send_timeout is not None and not (math.isfinite(send_timeout) and send_timeout > 0):
+            raise SmsValidationError(f"send_timeout must be a positive number of seconds, not {send_timeout!r}")
+        if breaker_threshold < 1:
+            raise SmsValidationError("breaker_threshold must be at least 1")
         if batch_size is not None and not 1 <= batch_size <= self.batch_limit:
             raise SmsValidationError(
                 f"batch_size {batch_size} is outside 1..{self.batch_limit}, {self.hook_name}'s documented limit"
@@ -66,6 +80,8 @@ class SmsHook(BaseHook):
         self.max_workers = max_workers or self.default_workers
         self.max_retries = max_retries
         self.backoff_factor = backoff_factor
+        self.send_timeout = send_timeout
+        self.guard = SendGuard(breaker_threshold)
 
     # --- connection -------------------------------------------------------------------------------
 
@@ -95,7 +111,7 @@ class SmsHook(BaseHook):
         token = self.connection.password
         if not token:
             raise SmsAuthError(
-                f"connection {self.conn_id!r} has no token: put the {self.hook_name} API token in its password field",
+                f"connection {self.conn_id!r} has no {self.credential}: put it in the connection's password field",
                 provider=self.provider,
             )
         return str(token)
@@ -112,28 +128,58 @@ class SmsHook(BaseHook):
         """The auth header in the provider's documented form (Bearer unless overridden)."""
         return {"Authorization": f"Bearer {self.token}"}
 
+    @property
+    def credential(self) -> str:
+        """What the connection form calls the secret ("API token", "API key", "Access token")."""
+        return str(CONNECTION_TYPES[self.conn_type]["ui-field-behaviour"]["relabeling"]["password"])
+
+    def _read_timeout(self) -> float:
+        timeout = self._extra("timeout")
+        if timeout is None:
+            return DEFAULT_READ_TIMEOUT
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_READ_TIMEOUT):
+            raise SmsValidationError(
+                f"connection {self.conn_id!r}: timeout {timeout!r} must be a number of seconds above 0 and at "
+                f"most {MAX_READ_TIMEOUT:g}; nothing was sent"
+            )
+        return seconds
+
     @cached_property
     def client(self) -> Any:
-        """The shared HTTP client (``core.http.SmsHttpClient``), built on first use."""
+        """The shared HTTP client (``core.http.SmsHttpClient``), built on first use.
+
+        Everything about the connection is checked here, before any request: the base URL, the read
+        timeout, and that the token can travel in a header.
+        """
         from airflow_provider_sms.core.http import SmsHttpClient, resolve_base_url
         from airflow_provider_sms.core.pacing import RateLimiter
 
         conn = self.connection
-        timeout = self._extra("timeout")
-        try:
-            read_timeout = float(timeout) if timeout is not None else 30.0
-        except (TypeError, ValueError):
-            raise SmsValidationError(f"connection {self.conn_id!r}: timeout {timeout!r} is not a number") from None
+        base_url = resolve_base_url(conn.host, self.default_host, schema=conn.schema, port=conn.port)
+        host = (conn.host or "").strip()
+        note = None
+        if host and "://" not in host:
+            note = (
+                f"The connection's host {host!r} has no scheme, so {base_url} was tried; "
+                f"if the server speaks plain http (the sandbox does), write http://{host}"
+            )
         return SmsHttpClient(
             provider=self.provider,
-            base_url=resolve_base_url(conn.host, self.default_host, schema=conn.schema, port=conn.port),
+            base_url=base_url,
             headers={"Accept": "application/json", **self.auth_headers()},
             secrets=[self.token],
-            read_timeout=read_timeout,
+            read_timeout=self._read_timeout(),
             max_retries=self.max_retries,
             backoff_factor=self.backoff_factor,
             pool_size=max(self.max_workers, 1),
             rate_limiter=RateLimiter(self.requests_per_second) if self.requests_per_second else None,
+            guard=self.guard,
+            credential=self.credential,
+            host_note=note,
         )
 
     # --- sending ---------------------------------------------------------------------------------
@@ -170,6 +216,7 @@ class SmsHook(BaseHook):
         region: str | None = None,
         destination: DestinationRule | None = None,
         check_text: bool = True,
+        max_chars: int | None = None,
         dry_run: bool = False,
     ) -> SendResult:
         """Run the send pipeline with this connection: what every provider send method calls.
@@ -179,6 +226,7 @@ class SmsHook(BaseHook):
         :param region: the region for national numbers; defaults to the connection's.
         :param destination: why the provider cannot send to a number (None when it can).
         :param check_text: apply the SMS length rules (not for MMS or binary content).
+        :param max_chars: the text's length limit where the SMS rules do not apply.
         :param dry_run: everything but the network: same validation, rejections, batches and request
             count as a real send, and the same connection checks.
         """
@@ -193,19 +241,40 @@ class SmsHook(BaseHook):
             destination=destination,
             check_text=check_text,
             max_segments=self.max_segments,
+            max_chars=max_chars,
         )
-        transport = self.client.send  # built for a dry run too: the connection is checked the same way
+        client = self.client  # built for a dry run too: the connection is checked the same way
+        if not dry_run:
+            self.guard.start(self.send_timeout)
         return run(
             prepared,
             build,
             parse,
             batch_size=self.batch_size,
-            transport=None if dry_run else transport,
+            transport=None if dry_run else client.send,
             max_workers=self.max_workers,
+            redact=client.redact,
         )
 
-    def iter_messages(self, *, since: datetime | str | None = None) -> Iterator[InboundMessage]:
-        """Yield received messages, newest first, down to ``since``."""
+    def number_or_raw(self, raw: str) -> str:
+        """A number from a provider's answer in E.164, or as written when it is not a phone number."""
+        try:
+            return normalize_number(raw, self.default_region)
+        except SmsValidationError:
+            return raw
+
+    def scrubbed(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A provider's item with the token redacted from every string in it (an echoed token stops here)."""
+        import json
+
+        text = json.dumps(item)
+        clean = self.client.redact(text)
+        return item if clean == text else dict(json.loads(clean))
+
+    def iter_messages(
+        self, *, since: datetime | str | None = None, stop_at: float | None = None
+    ) -> Iterator[InboundMessage]:
+        """Yield received messages, newest first, down to ``since`` (within ``core.listing``'s bounds)."""
         raise SmsUnsupportedFeatureError(
             f"{self.hook_name} has no API to list inbound messages; use a Cellcast or Cloudware connection",
             provider=self.provider,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -19,11 +19,12 @@ from typing import Any
 
 from airflow_provider_sms.core.answers import require_success
 from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsValidationError
-from airflow_provider_sms.core.phone import SentNumbers, normalize_number, region_for_country_code
+from airflow_provider_sms.core.listing import Page, read_listing
+from airflow_provider_sms.core.phone import SentNumbers, region_for_country_code
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
 from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
 from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp
-from airflow_provider_sms.core.validation import load_mms_media, validate_gif_url
+from airflow_provider_sms.core.validation import MMS_MAX_CHARS, load_mms_media, validate_gif_url
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
 GATEWAY = "/api/v1/gateway"
@@ -56,7 +57,7 @@ class CellcastHook(SmsHook):
     conn_name_attr = "cellcast_conn_id"
     default_conn_name = "cellcast_default"
     conn_type = "cellcast"
-    hook_name = "Cellcast"
+    hook_name = "Cellcast SMS"
     provider = "cellcast"
     default_host = "https://api.cellcast.com"
     batch_limit = 1000
@@ -146,12 +147,10 @@ class CellcastHook(SmsHook):
         """Send an MMS with ``POST /api/v1/gatewaymms`` (multipart), 1,000 numbers a call.
 
         :param to: numbers; Australian (+61) numbers only.
+        :param message: the text, at most 5,000 characters (our guard: Cellcast documents no limit).
         :param media: a path or the bytes of a jpg/jpeg/png of at most 230 KB, checked before sending.
         :param gif_url: a public URL of a ``.gif`` (GIFs cannot be uploaded).
         """
-        text = to_crlf(message or "")
-        if not text.strip():
-            raise SmsValidationError("the MMS message is empty; give the text to send")
         code = self._au_country_code(country_code)
         gif = validate_gif_url(gif_url)
         upload = load_mms_media(media) if media is not None else None
@@ -164,10 +163,11 @@ class CellcastHook(SmsHook):
             extra.append(("media", upload))
         return self.deliver(
             to,
-            text,
+            to_crlf(message or ""),
             sender=sender,
             destination=self._australian_only,
             check_text=False,
+            max_chars=MMS_MAX_CHARS,
             build=partial(self._mms_call, extra),
             parse=self._parse_queue_answer,
             dry_run=dry_run,
@@ -203,54 +203,41 @@ class CellcastHook(SmsHook):
 
     # --- inbound ----------------------------------------------------------------------------------
 
-    def iter_messages(self, *, since: datetime | str | None = None) -> Iterator[InboundMessage]:
-        """Yield replies from ``GET /api/v1/apiClient/getResponses``, newest first, down to ``since``.
+    def iter_messages(
+        self, *, since: datetime | str | None = None, stop_at: float | None = None
+    ) -> Iterator[InboundMessage]:
+        """Yield replies from ``GET /api/v1/apiClient/getResponses?page=N``, newest first, down to ``since``.
 
-        Pages are newest first, so paging stops at the first page holding a reply older than
-        ``since``; items on that page are still filtered one by one, so the order within a page does
-        not matter. A naive ``since`` is taken as UTC.
+        Paging is bounded as ``core.listing`` describes; a naive ``since`` is taken as UTC.
+
+        :param stop_at: a ``time.monotonic()`` deadline for the whole poll.
         """
-        cutoff = parse_timestamp(since) if since else None
-        page = 1
-        previous: list[str] | None = None
-        while True:
+
+        def fetch(page: Hashable) -> Page:
             reply = self.client.request("GET", RESPONSES, params={"page": page})
             data = reply.body.get("data") if isinstance(reply.body, dict) else None
             items = data.get("items") if isinstance(data, dict) else None
-            if not items:
-                return
-            messages = [self._inbound(item) for item in items if isinstance(item, dict)]
-            ids = [m.message_id for m in messages]
-            if ids == previous:  # a server that ignores ?page= must not loop us forever
-                return
-            previous = ids
-            reached_cutoff = False
-            for msg in messages:
-                if cutoff and msg.received_at < cutoff:
-                    reached_cutoff = True
-                    continue
-                yield msg
-            if reached_cutoff:
-                return
-            page += 1
+            return Page(items if isinstance(items, list) else [], int(str(page)) + 1)
 
-    def _inbound(self, item: dict[str, Any]) -> InboundMessage:
+        cutoff = parse_timestamp(since) if since else None
+        return read_listing(fetch, 1, self._read_item, since=cutoff, provider=self.provider, stop_at=stop_at)
+
+    def _read_item(self, item: dict[str, Any]) -> tuple[datetime, InboundMessage]:
+        item = self.scrubbed(item)
         raw_from = str(item.get("from") or "")
         body = str(item.get("body") or "")
-        received = str(item.get("received_at") or "")
-        try:
-            sender = normalize_number(raw_from, self.default_region)
-        except SmsValidationError:
-            sender = raw_from
-        return InboundMessage(
+        received_at = parse_timestamp(str(item.get("received_at") or ""))
+        sender = self.number_or_raw(raw_from)
+        message = InboundMessage(
             provider=self.provider,
-            message_id=str(item.get("message_id") or "") or derive_message_id(raw_from, received, body),
+            message_id=str(item.get("message_id") or "") or derive_message_id(sender, received_at, body),
             from_number=sender,
             to_number=None,
             text=body,
-            received_at=parse_timestamp(received),
+            received_at=received_at,
             raw=item,
         )
+        return received_at, message
 
     def check_credentials(self) -> None:
         self.client.request("GET", RESPONSES, params={"page": 1})

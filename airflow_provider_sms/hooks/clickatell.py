@@ -107,7 +107,7 @@ class ClickatellHook(SmsHook):
     conn_name_attr = "clickatell_conn_id"
     default_conn_name = "clickatell_default"
     conn_type = "clickatell"
-    hook_name = "Clickatell"
+    hook_name = "Clickatell SMS"
     provider = "clickatell"
     default_host = "https://platform.clickatell.com"
     batch_limit = 200

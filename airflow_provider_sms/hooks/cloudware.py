@@ -8,14 +8,14 @@ API page: https://docs.cloudware.chat (Send a message, Queue a message, Get a li
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from airflow_provider_sms.core.answers import require_success
-from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError, SmsValidationError
-from airflow_provider_sms.core.phone import normalize_number
+from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError
+from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
 from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
 from airflow_provider_sms.core.timestamps import parse_timestamp
@@ -39,7 +39,7 @@ class CloudwareHook(SmsHook):
     conn_name_attr = "cloudware_conn_id"
     default_conn_name = "cloudware_default"
     conn_type = "cloudware"
-    hook_name = "Cloudware"
+    hook_name = "Cloudware SMS"
     provider = "cloudware"
     default_host = "https://api.cloudware.chat"
     batch_limit = 1
@@ -99,62 +99,56 @@ class CloudwareHook(SmsHook):
 
     def _parse_send(self, batch: Sequence[str], reply: Reply) -> SendResult:
         """Only ``"status": "success"`` is an acceptance; a 2xx with an error is Cloudware's refusal."""
-        body = require_success(reply.body, reply, provider=self.provider, succeeded=lambda b: b["status"] == "success")
+        body = require_success(
+            reply.body, reply, provider=self.provider, succeeded=lambda b: b.get("status") == "success"
+        )
         data = body.get("data")
         result = SendResult(self.provider)
         result.add_accepted(batch[0], (data.get("id") or data.get("message_id")) if isinstance(data, dict) else None)
         return result
 
-    def iter_messages(self, *, since: datetime | str | None = None) -> Iterator[InboundMessage]:
-        """Yield received messages from ``GET /v1/sms/messages``, following ``next_page``.
+    def iter_messages(
+        self, *, since: datetime | str | None = None, stop_at: float | None = None
+    ) -> Iterator[InboundMessage]:
+        """Yield received messages from ``GET /v1/sms/messages``, following ``next_page`` on the same host.
 
-        Messages listed as sent (``message_sent``) are skipped. Pages come newest first, so paging
-        stops after the first page holding a message older than ``since``; within a page every
-        message is checked on its own, so the order inside a page does not matter. A naive ``since``
-        is taken as UTC. Only one page is held in memory at a time.
+        Messages listed as sent (``message_sent``) are skipped (their times still end the paging).
+        Paging is bounded as ``core.listing`` describes; a naive ``since`` is taken as UTC.
+
+        :param stop_at: a ``time.monotonic()`` deadline for the whole poll.
         """
-        cutoff = parse_timestamp(since) if since else None
-        url: str | None = MESSAGES
-        visited: set[str] = set()
-        while url and url not in visited:
-            visited.add(url)
-            reply = self.client.request("GET", url)
-            body = reply.body if isinstance(reply.body, dict) else {}
-            reached_cutoff = False
-            for item in body.get("data") or []:
-                if not isinstance(item, dict):
-                    continue
-                stamp = item.get("created_at") or item.get("sent_at")
-                received_at = parse_timestamp(stamp) if stamp else None
-                if cutoff and (received_at is None or received_at < cutoff):
-                    reached_cutoff = True
-                    continue
-                if item.get("type") == RECEIVED and received_at is not None:
-                    yield self._inbound(item, received_at)
-            if reached_cutoff:
-                return
-            next_page = body.get("next_page")
-            url = str(next_page) if next_page else None
 
-    def _inbound(self, item: dict[str, Any], received_at: datetime) -> InboundMessage:
-        raw_from = str(item.get("from") or "")
-        raw_to = item.get("to")
+        def fetch(url: Hashable) -> Page:
+            reply = self.client.request("GET", str(url))
+            body = reply.body if isinstance(reply.body, dict) else {}
+            items, next_page = body.get("data"), body.get("next_page")
+            return Page(items if isinstance(items, list) else [], str(next_page) if next_page else None)
+
+        cutoff = parse_timestamp(since) if since else None
+        return read_listing(fetch, MESSAGES, self._read_item, since=cutoff, provider=self.provider, stop_at=stop_at)
+
+    def _read_item(self, item: dict[str, Any]) -> tuple[datetime, InboundMessage | None]:
+        item = self.scrubbed(item)
+        received_at = parse_timestamp(str(item.get("created_at") or item.get("sent_at") or ""))
+        if item.get("type") != RECEIVED:
+            return received_at, None
+        sender = self.number_or_raw(str(item.get("from") or ""))
         text = str(item.get("message") or "")
-        return InboundMessage(
+        raw_to = item.get("to")
+        message = InboundMessage(
             provider=self.provider,
-            message_id=str(item.get("message_id") or "") or derive_message_id(raw_from, received_at.isoformat(), text),
-            from_number=self._number_or_raw(raw_from),
-            to_number=self._number_or_raw(str(raw_to)) if raw_to else None,
+            message_id=str(item.get("message_id") or "") or derive_message_id(sender, received_at, text),
+            from_number=sender,
+            to_number=self.number_or_raw(str(raw_to)) if raw_to else None,
             text=text,
             received_at=received_at,
             raw=item,
         )
-
-    def _number_or_raw(self, raw: str) -> str:
-        try:
-            return normalize_number(raw, self.default_region)
-        except SmsValidationError:
-            return raw
+        return received_at, message
 
     def check_credentials(self) -> None:
         self.client.request("GET", MESSAGES)
+
+
+def _says_success(body: dict[str, Any]) -> bool:
+    return body.get("status") == "success"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
 from airflow_provider_sms.core.errors import SmsError
+from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT
 
 if TYPE_CHECKING:
     from airflow_provider_sms.core.results import SendResult
@@ -27,13 +28,23 @@ class SmsBaseOperator(BaseOperator):
 
     :param fail_on_rejected: fail the task (after pushing the result) when any recipient was rejected
         or unsubscribed. With False, the task succeeds as long as the provider was reached.
+    :param send_timeout: seconds the send may take in all, retries included (default 600); recipients
+        not tried by then are reported ``provider_unavailable``, nothing sent to them.
     """
 
     ui_color = "#d6f5e3"
 
-    def __init__(self, *, fail_on_rejected: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, fail_on_rejected: bool = True, send_timeout: float | None = DEFAULT_SEND_TIMEOUT, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.fail_on_rejected = fail_on_rejected
+        self.send_timeout = send_timeout
+
+    @property
+    def hook_kwargs(self) -> dict[str, Any]:
+        """What every operator passes to its hook."""
+        return {"send_timeout": self.send_timeout}
 
     def deliver(self, context: Context, send: Callable[[], SendResult]) -> dict[str, Any]:
         """Run ``send`` and turn its outcome into an XCom value, a failure, or a retry."""

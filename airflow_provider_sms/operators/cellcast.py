@@ -49,7 +49,7 @@ class CellcastSendChatOperator(SmsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_sms.hooks.cellcast import CellcastHook
 
-        hook = CellcastHook(self.cellcast_conn_id)
+        hook = CellcastHook(self.cellcast_conn_id, **self.hook_kwargs)
         return self.deliver(
             context,
             lambda: hook.send_chat(
@@ -101,7 +101,7 @@ class CellcastSendMmsOperator(SmsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_sms.hooks.cellcast import CellcastHook
 
-        hook = CellcastHook(self.cellcast_conn_id)
+        hook = CellcastHook(self.cellcast_conn_id, **self.hook_kwargs)
         return self.deliver(
             context,
             lambda: hook.send_mms(

@@ -54,7 +54,7 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_sms.hooks.clickatell import ClickatellHook
 
-        hook = ClickatellHook(self.clickatell_conn_id)
+        hook = ClickatellHook(self.clickatell_conn_id, **self.hook_kwargs)
         return self.deliver(
             context,
             lambda: hook.send_message(

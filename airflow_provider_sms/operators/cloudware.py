@@ -43,7 +43,7 @@ class CloudwareQueueSmsOperator(SmsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_sms.hooks.cloudware import CloudwareHook
 
-        hook = CloudwareHook(self.cloudware_conn_id, max_workers=self.max_workers)
+        hook = CloudwareHook(self.cloudware_conn_id, max_workers=self.max_workers, **self.hook_kwargs)
         return self.deliver(
             context, lambda: hook.queue_sms(list_from_template(self.to), self.message, sender=self.sender)
         )

@@ -96,7 +96,7 @@ class SendSmsOperator(SmsBaseOperator):
         from airflow_provider_sms.hooks import get_sms_hook
 
         send_at = self.send_at or None
-        hook_kwargs = {"max_workers": self.max_workers} if self.max_workers else {}
+        hook_kwargs = {**self.hook_kwargs, **({"max_workers": self.max_workers} if self.max_workers else {})}
 
         def send(to: list[str], text: str, *, dry_run: bool = False) -> SendResult:
             return send_with_failover(factories, to, text, sender=self.sender, send_at=send_at, dry_run=dry_run)

@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.token:
         store.settings.tokens = set(args.token)
     print(f"SMS sandbox on http://{args.host}:{args.port} (open it in a browser for the conversations)", flush=True)
-    uvicorn.run(create_app(store), host=args.host, port=args.port, log_level="warning", lifespan="off")
+    from airflow_provider_sms.core.http import is_loopback_host
+
+    app = create_app(store, loopback_only=is_loopback_host(args.host))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
     return 0
 
 

@@ -8,6 +8,11 @@ Control API (JSON), for tests and demos:
 ``cellcast_rate_limit``),
 ``GET /_sandbox/stats`` and ``POST /_sandbox/reset``. ``GET /`` shows the conversations with a form to
 reply as the recipient.
+
+Two guards keep a web page open in the same browser from driving the sandbox: the control API takes
+only ``Content-Type: application/json`` bodies (a cross-site form cannot send one), and every request
+must name a loopback ``Host`` (so a DNS-rebound name is refused), unless the sandbox was bound to a
+non-loopback address on purpose.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.core.http import is_loopback_host
 from airflow_provider_sms.core.phone import normalize_number
 from airflow_provider_sms.sandbox.faults import Fault, FaultMiddleware, Faults
 from airflow_provider_sms.sandbox.page import render_page
@@ -40,8 +46,49 @@ def reset_sandbox(store: Store, faults: Faults) -> None:
     faults.reset_stats()
 
 
-def create_app(store: Store, faults: Faults | None = None) -> Any:
-    """Build the ASGI app over ``store``; ``faults`` holds the injected faults and the stats."""
+def _refuse_non_json(request: Request) -> Response | None:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        return JSONResponse({"error": "the control API takes Content-Type: application/json"}, status_code=415)
+    return None
+
+
+async def json_body(request: Request) -> dict[str, Any] | Response:
+    """The JSON object a control call sent, or the 415/400 answer to give instead."""
+    if (refused := _refuse_non_json(request)) is not None:
+        return refused
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "send a JSON object"}, status_code=400)
+    return body
+
+
+class LoopbackHostOnly:
+    """Answer 421 to any request whose ``Host`` is not a loopback name (DNS rebinding)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+            if not is_loopback_host(name.strip("[]") or None):
+                response = JSONResponse({"error": f"Host {host!r} is not a loopback name"}, status_code=421)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(store: Store, faults: Faults | None = None, *, loopback_only: bool = True) -> Any:
+    """Build the ASGI app over ``store``; ``faults`` holds the injected faults and the stats.
+
+    :param loopback_only: refuse requests whose ``Host`` is not a loopback name; turn off only when
+        serving on another address on purpose.
+    """
     faults = faults or Faults()
     cellcast, clickatell, cloudware = Cellcast(store), Clickatell(store), Cloudware(store)
 
@@ -74,7 +121,9 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         return JSONResponse({"messages": rows})
 
     async def add_inbound(request: Request) -> Response:
-        body = await request.json()
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
         try:
             row = inject(
                 str(body.get("provider", "")),
@@ -87,7 +136,9 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         return JSONResponse(row, status_code=201)
 
     async def add_fault(request: Request) -> Response:
-        body = await request.json()
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
         names = {f.name for f in dataclasses.fields(Fault)}
         try:
             fault = Fault(**{k: v for k, v in body.items() if k in names})
@@ -97,11 +148,15 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         return JSONResponse(dataclasses.asdict(fault), status_code=201)
 
     async def clear_faults(request: Request) -> Response:
+        if (refused := _refuse_non_json(request)) is not None:
+            return refused
         faults.clear()
         return JSONResponse({"faults": []})
 
     async def settings(request: Request) -> Response:
-        body = await request.json()
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
         current = store.settings
         if "unsubscribed" in body:
             current.unsubscribed = {normalize_number(n, "AU") for n in body["unsubscribed"] or []}
@@ -120,19 +175,13 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         return JSONResponse({**faults.stats(), "stored_messages": store.count()})
 
     async def reset(request: Request) -> Response:
+        if (refused := _refuse_non_json(request)) is not None:
+            return refused
         reset_sandbox(store, faults)
         return JSONResponse({"reset": True})
 
     async def page(request: Request) -> Response:
         return HTMLResponse(render_page(store.all(), stamp()))
-
-    async def reply(request: Request) -> Response:
-        form = await request.form()
-        try:
-            inject(str(form.get("provider", "")), str(form.get("from", "")), str(form.get("text", "")))
-        except (SmsValidationError, ValueError) as err:
-            return HTMLResponse(f"<p>Could not add the reply: {err}</p><p><a href='/'>Back</a></p>", status_code=400)
-        return RedirectResponse("/", status_code=303)
 
     routes = [
         Route("/api/v1/gateway", cellcast.gateway, methods=["POST"]),
@@ -150,10 +199,10 @@ def create_app(store: Store, faults: Faults | None = None) -> Any:
         Route("/_sandbox/settings", settings, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
-        Route("/_sandbox/reply", reply, methods=["POST"]),
         Route("/", page, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.store = store
     app.state.faults = faults
-    return FaultMiddleware(app, faults)
+    guarded = FaultMiddleware(app, faults)
+    return LoopbackHostOnly(guarded) if loopback_only else guarded

@@ -32,7 +32,7 @@ _TEMPLATE = """<!doctype html>
   · {{ 'delivered' if m.status == 'scheduled' and m.scheduled_for <= now else m.status }}
   {% if m.scheduled_for %}· scheduled for {{ m.scheduled_for[:16].replace('T', ' ') }} UTC{% endif %}</div></div>
  {% endfor %}
- <form method="post" action="/_sandbox/reply">
+ <form onsubmit="return reply(this)">
   <input type="hidden" name="from" value="{{ phone }}">
   <select name="provider">{% for p in providers %}
    <option{% if p == messages[-1].provider %} selected{% endif %}>{{ p }}</option>
@@ -40,6 +40,15 @@ _TEMPLATE = """<!doctype html>
   <input type="text" name="text" placeholder="Reply as {{ phone }}" required><button>Reply</button>
  </form></div>
 {% endfor %}
+<script>
+async function reply(form) {
+  const body = {provider: form.provider.value, from: form.from.value, text: form.text.value};
+  const answer = await fetch("/_sandbox/inbound", {method: "POST", headers: {"Content-Type": "application/json"},
+                                                    body: JSON.stringify(body)});
+  if (answer.ok) { location.reload(); } else { alert((await answer.json()).error); }
+  return false;
+}
+</script>
 </body></html>
 """
 

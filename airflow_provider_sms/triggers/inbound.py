@@ -10,12 +10,31 @@ a worker thread, so the event loop only ever awaits.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_sms._compat import AIRFLOW_V_3, BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_sms.core.errors import SmsError
+
+
+class FiredIds:
+    """The ids of the messages an event trigger already fired for, so none fires twice (bounded, oldest out)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, message_id: str) -> bool:
+        """Remember ``message_id``; False when it was already there."""
+        if message_id in self._ids:
+            return False
+        self._ids[message_id] = None
+        if len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+        return True
 
 
 async def _hook_and_filter(
@@ -101,13 +120,19 @@ class InboundSmsTrigger(_InboundFilterArgs, BaseTrigger):
             yield TriggerEvent({"status": "error", "error": str(err)})
             return
         while True:
+            left = None if deadline is None else (deadline - datetime.now(timezone.utc)).total_seconds()
             try:
-                scan = await asyncio.to_thread(poll_replies, hook, flt)
+                # The deadline holds even mid-poll: paging stops at it, and the wait is cut off there.
+                stop_at = None if left is None else time.monotonic() + max(left, 0.0)
+                poll = asyncio.to_thread(poll_replies, hook, flt, stop_at=stop_at)
+                scan = await (poll if left is None else asyncio.wait_for(poll, timeout=max(left, 0.0) + 1.0))
             except SmsError as err:
                 if not err.retryable:
                     yield TriggerEvent({"status": "error", "error": str(err)})
                     return
                 self.log.warning("polling for inbound SMS failed, will try again: %s", err)
+            except asyncio.TimeoutError:
+                self.log.warning("a poll was still running at the deadline; giving up on it")
             else:
                 if scan.match is not None:
                     yield TriggerEvent({"status": "matched", "message": scan.match.to_dict()})
@@ -169,6 +194,7 @@ class InboundSmsEventTrigger(_InboundFilterArgs, _EventTriggerBase):  # type: ig
 
         started = datetime.now(timezone.utc)
         hook, flt = await _hook_and_filter(self.sms_conn_id, self.from_numbers, self.match, started)
+        fired = FiredIds()
         while True:
             try:
                 scan = await asyncio.to_thread(poll_replies, hook, flt, keep_all=True)
@@ -176,6 +202,7 @@ class InboundSmsEventTrigger(_InboundFilterArgs, _EventTriggerBase):  # type: ig
                 self.log.warning("polling for inbound SMS failed, will try again: %s", err)
             else:
                 for message in scan.all_matches:
-                    yield TriggerEvent({"message": message.to_dict()})
+                    if fired.add(message.message_id):
+                        yield TriggerEvent({"message": message.to_dict()})
                 flt = advance(flt, scan)
             await asyncio.sleep(self.poll_interval)

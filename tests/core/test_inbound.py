@@ -5,10 +5,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_sms.core.errors import SmsValidationError
-from airflow_provider_sms.core.inbound import advance, build_filter, compile_match, scan_replies
+from airflow_provider_sms.core.inbound import CLOCK_SKEW, advance, build_filter, compile_match, scan_replies
 from airflow_provider_sms.core.results import InboundMessage
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
 def msg(mid: str, text: str, minutes: int, sender: str = "+61400000001") -> InboundMessage:
@@ -51,7 +51,7 @@ def test_scan_returns_the_earliest_match_after_since_and_the_cursor() -> None:
 
 def test_advance_moves_the_cursor_and_skips_what_was_seen() -> None:
     flt = build_filter(match=["yes"], since=T0)
-    first = scan_replies([msg("m1", "hello", 5)], flt)
+    first = scan_replies([msg("m1", "hello", 5)], flt, now=T0 + timedelta(hours=1))
     nxt = advance(flt, first)
     assert nxt.since == T0 + timedelta(minutes=5)
     assert not nxt.matches(msg("m1", "yes", 5))  # the same message is not matched twice
@@ -68,3 +68,19 @@ def test_since_counts_a_reply_in_the_same_second_as_a_provider_reports_it() -> N
     flt = build_filter(since=T0 + timedelta(microseconds=700_000))
     assert flt.since == T0
     assert flt.matches(msg("same-second", "YES", 0))
+
+
+def test_the_cursor_never_passes_the_polls_own_clock() -> None:
+    flt = build_filter(match=["yes"], since=T0)
+    poisoned = scan_replies([msg("future", "hello", 60 * 24 * 365), msg("real", "hmm", 1)], flt, now=T0)
+    nxt = advance(flt, poisoned)
+    assert nxt.since == T0 + timedelta(minutes=1)  # the newest plausible message, not 2099
+    assert nxt.matches(msg("reply", "yes", 6))  # a real reply after the poll still counts
+    skewed = scan_replies([msg("ahead", "hmm", 4)], flt, now=T0)  # a provider clock a little ahead
+    assert skewed.newest == T0 + timedelta(minutes=4) < T0 + CLOCK_SKEW
+
+
+def test_a_message_listed_twice_in_one_poll_counts_once() -> None:
+    flt = build_filter(match=["yes"], since=T0)
+    scan = scan_replies([msg("a", "yes", 1), msg("a", "yes", 1), msg("b", "yes", 2)], flt, keep_all=True)
+    assert [m.message_id for m in scan.all_matches] == ["a", "b"]

@@ -123,7 +123,7 @@ def test_the_pool_really_runs_max_workers_requests_at_once() -> None:
     assert [a["to"] for a in result.accepted] == NUMBERS[:8]  # batch order, whatever order they finished in
 
 
-def test_every_request_is_built_before_any_is_sent() -> None:
+def test_a_batch_that_cannot_be_built_is_not_sent_and_the_dry_run_says_so() -> None:
     sent = []
 
     def picky(batch: Sequence[str], out: Outgoing) -> Call:
@@ -132,8 +132,10 @@ def test_every_request_is_built_before_any_is_sent() -> None:
         return build(batch, out)
 
     with pytest.raises(SmsValidationError):
-        run(prepared(NUMBERS[:4]), picky, accept_all, batch_size=1, transport=lambda c: sent.append(c) or reply(c))
-    assert sent == []
+        run(prepared(NUMBERS[:4]), picky, accept_all, batch_size=1, transport=None)
+    result = run(prepared(NUMBERS[:4]), picky, accept_all, batch_size=1, transport=lambda c: sent.append(c) or reply(c))
+    assert [c.json["to"] for c in sent] == [[NUMBERS[0]], [NUMBERS[1]], [NUMBERS[3]]]
+    assert [(r["to"], r["code"]) for r in result.rejected] == [(NUMBERS[2], "invalid_input")]
 
 
 def test_dry_run_is_the_same_plan_without_the_network() -> None:

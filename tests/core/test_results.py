@@ -57,6 +57,8 @@ def test_inbound_message_round_trips_through_json_in_utc() -> None:
     assert InboundMessage.from_dict(data) == msg
 
 
-def test_derived_message_id_is_stable() -> None:
-    assert derive_message_id("a", "b") == derive_message_id("a", "b")
-    assert derive_message_id("a", "b") != derive_message_id("a", "c")
+def test_derived_message_id_does_not_depend_on_how_the_time_was_written() -> None:
+    at = datetime(2030, 1, 1, 9, 0, 0, 455000, tzinfo=timezone.utc)
+    same_second = datetime(2030, 1, 1, 19, 0, 0, tzinfo=timezone(timedelta(hours=10)))
+    assert derive_message_id("+61400000001", at, "YES") == derive_message_id("+61400000001", same_second, "YES")
+    assert derive_message_id("+61400000001", at, "YES") != derive_message_id("+61400000001", at, "NO")

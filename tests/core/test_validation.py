@@ -121,3 +121,20 @@ def test_gif_url_rules() -> None:
         validate_gif_url("ftp://example.com/cat.gif")
     with pytest.raises(SmsValidationError):
         validate_gif_url("https://example.com/cat.png")
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x07", "\x7f"])
+def test_control_characters_are_refused(char: str) -> None:
+    with pytest.raises(SmsValidationError, match="control character"):
+        validate_message(f"Hello{char}world")
+
+
+def test_line_breaks_tabs_and_form_feed_are_allowed() -> None:
+    assert validate_message("a\nb\r\nc\td\fe").segments == 1
+
+
+def test_a_schedule_absurdly_far_ahead_is_refused() -> None:
+    for when in ("9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59-05:00", timedelta(days=3650)):
+        with pytest.raises(SmsValidationError, match="year ahead"):
+            resolve_send_time(when)
+    assert resolve_send_time(timedelta(days=300)) is not None

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from requests_mock import ANY
 
 from airflow_provider_sms.core.errors import SmsError, SmsUnsupportedFeatureError, SmsValidationError
 from airflow_provider_sms.get_provider_info import get_provider_info
@@ -76,7 +77,7 @@ def test_provider_info_lists_the_three_connection_types() -> None:
         module, _, name = spec["hook-class-name"].rpartition(".")
         cls = getattr(__import__(module, fromlist=[name]), name)
         assert cls.conn_type == conn_type
-        assert spec["hook-name"] == f"{cls.hook_name} SMS"
+        assert spec["hook-name"] == cls.hook_name
         assert {"sender", "timeout"} <= set(spec["conn-fields"])
 
 
@@ -84,13 +85,47 @@ def test_timeout_extra_sets_the_read_timeout(make_conn: Any) -> None:
     make_conn("cw", "cloudware", timeout="7.5")
     assert CloudwareHook("cw").client.timeout == (10.0, 7.5)
     make_conn("bad", "cloudware", timeout="soon")
-    with pytest.raises(SmsValidationError, match="not a number"):
+    with pytest.raises(SmsValidationError, match="must be a number of seconds"):
         _ = CloudwareHook("bad").client
 
 
-def test_airflow_discovers_the_provider_and_its_connection_types() -> None:
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_airflow_discovers_the_provider_and_lists_the_hooks_by_their_names() -> None:
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
     assert "airflow-provider-sms" in manager.providers
-    assert {"cellcast", "clickatell", "cloudware"} <= set(manager.hooks)
+    names = {conn_type: manager.hooks[conn_type].hook_name for conn_type in ("cellcast", "clickatell", "cloudware")}
+    assert names == {"cellcast": "Cellcast SMS", "clickatell": "Clickatell SMS", "cloudware": "Cloudware SMS"}
+    provider_info = {c["connection-type"]: c["hook-name"] for c in get_provider_info()["connection-types"]}
+    assert provider_info == names
+
+
+def test_test_connection_of_a_missing_connection_raises_not_found() -> None:
+    from airflow_provider_sms._compat import AIRFLOW_V_3
+
+    if AIRFLOW_V_3:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    else:
+        from airflow.exceptions import AirflowNotFoundException
+    with pytest.raises(AirflowNotFoundException):
+        CloudwareHook("no_such_connection").test_connection()
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "cls", "url", "field"),
+    [
+        ("cellcast", CellcastHook, "https://api.cellcast.com/api/v1/apiClient/getResponses", "API token"),
+        ("clickatell", ClickatellHook, "https://platform.clickatell.com/messages", "API key"),
+        ("cloudware", CloudwareHook, "https://api.cloudware.chat/v1/sms/messages", "Access token"),
+    ],
+)
+def test_a_refused_token_names_the_connection_field_to_fix(
+    make_conn: Any, requests_mock: Any, conn_type: str, cls: type, url: str, field: str
+) -> None:
+    make_conn("refused", conn_type)
+    requests_mock.register_uri(ANY, url, status_code=401, json={"message": "Unauthorized"})
+    ok, message = cls("refused").test_connection()
+    assert not ok
+    assert f"check the connection's {field}" in message
+    assert "nothing was sent" not in message

@@ -17,7 +17,7 @@ from airflow_provider_sms.core.errors import (
 )
 from airflow_provider_sms.hooks.cellcast import CellcastHook, format_schedule
 from tests.conftest import TOKEN
-from tests.payloads import CELLCAST, PNG, cellcast_envelope, cellcast_queued, cellcast_responses
+from tests.payloads import CELLCAST, PNG, cellcast_envelope, cellcast_queued, cellcast_responses, in_days
 from tests.wire import multipart_fields
 
 BASE = CELLCAST
@@ -34,7 +34,7 @@ def hook(make_conn: Any) -> CellcastHook:
 class TestSendSms:
     def test_request_is_json_with_bearer_token_and_documented_fields(self, hook: CellcastHook, requests_mock: Any):
         requests_mock.post(f"{BASE}/api/v1/gateway", json=queued("400000001", "400000002"))
-        when = datetime(2031, 8, 14, 14, 58, 0, 981000, tzinfo=timezone.utc)
+        when = in_days(30, hour=14, minute=58, second=0, microsecond=981000)
         result = hook.send_sms(["0400000001", "+61400000002"], "Line one\nLine two", send_at=when)
 
         request = requests_mock.request_history[0]
@@ -45,7 +45,7 @@ class TestSendSms:
             "message": "Line one\r\nLine two",
             "contacts": ["+61400000001", "+61400000002"],
             "sender": "MyCompany",
-            "scheduleAt": "2031-08-14T14:58:00.981Z",
+            "scheduleAt": when.strftime("%Y-%m-%dT14:58:00.981Z"),
         }
         assert result.accepted == [
             {"to": "+61400000001", "message_id": "id-400000001"},
@@ -258,6 +258,10 @@ class TestSendMms:
             hook.send_mms("0400000000", "hi", media=PNG + b"\0" * 240_000)
         with pytest.raises(SmsValidationError, match="needs media"):
             hook.send_mms("0400000000", "hi")
+        with pytest.raises(SmsValidationError, match="at most 5000"):
+            hook.send_mms("0400000000", "x" * 100_000, media=PNG)
+        with pytest.raises(SmsValidationError, match="control character"):
+            hook.send_mms("0400000000", "a\x00b", media=PNG)
         assert requests_mock.call_count == 0
 
 
@@ -316,7 +320,7 @@ class TestInbound:
 
     def test_test_connection(self, hook: CellcastHook, requests_mock: Any):
         requests_mock.get(f"{BASE}/api/v1/apiClient/getResponses", json=self.page())
-        assert hook.test_connection() == (True, "Connected to Cellcast: the token was accepted.")
+        assert hook.test_connection() == (True, "Connected to Cellcast SMS: the token was accepted.")
         requests_mock.get(f"{BASE}/api/v1/apiClient/getResponses", status_code=401, json={"message": "Token expired"})
         ok, message = CellcastHook().test_connection()
         assert not ok and "Token expired" in message and TOKEN not in message

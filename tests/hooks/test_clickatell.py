@@ -10,10 +10,11 @@ import pytest
 from airflow_provider_sms.core.errors import SmsAuthError, SmsDeliveryUnknownError, SmsValidationError
 from airflow_provider_sms.hooks.clickatell import ClickatellHook
 from tests.conftest import TOKEN
-from tests.payloads import CLICKATELL_MESSAGES, clickatell_answer
+from tests.payloads import CLICKATELL_MESSAGES, clickatell_answer, in_days
 from tests.wire import xml_root
 
 URL = CLICKATELL_MESSAGES
+WHEN = in_days(30, tz=timezone(timedelta(hours=2)), hour=14, minute=30, second=0, microsecond=0)
 answer = clickatell_answer
 
 
@@ -33,7 +34,7 @@ def hook(make_conn: Any) -> ClickatellHook:
 
 def test_json_request_uses_raw_key_and_documented_fields(hook: ClickatellHook, requests_mock: Any) -> None:
     requests_mock.post(URL, status_code=202, json=answer("380976543211", "61400000001"))
-    when = datetime(2031, 2, 27, 14, 30, tzinfo=timezone(timedelta(hours=2)))
+    when = in_days(30, tz=timezone(timedelta(hours=2)), hour=14, minute=30, second=0, microsecond=0)
     result = hook.send_message(
         ["+380976543211", "61400000001"],
         "string",
@@ -53,7 +54,7 @@ def test_json_request_uses_raw_key_and_documented_fields(hook: ClickatellHook, r
         "to": ["380976543211", "61400000001"],
         "from": "380671234567",
         "clientMessageId": "uuid",
-        "scheduledDeliveryTime": "2031-02-27T12:30:00+0000",
+        "scheduledDeliveryTime": when.strftime("%Y-%m-%dT12:30:00+0000"),
         "userDataHeader": "0605040B8423F0",
         "validityPeriod": 1,
         "charset": "UTF-8",
@@ -85,7 +86,7 @@ def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
         "a < b & c",
         binary=False,
         client_message_id="id",
-        send_at="2031-02-27T14:30:00+02:00",
+        send_at=WHEN.isoformat(),
         validity_period=1,
         charset="UTF-8",
     )
@@ -102,7 +103,7 @@ def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
         ("To", "380685555556"),
         ("From", "380671234567"),
         ("ClientMessageId", "id"),
-        ("ScheduledDeliveryTime", "2031-02-27T12:30:00+0000"),
+        ("ScheduledDeliveryTime", WHEN.strftime("%Y-%m-%dT12:30:00+0000")),
         ("ValidityPeriod", "1"),
         ("Charset", "UTF-8"),
     ]

@@ -121,7 +121,8 @@ def test_iter_messages_follows_next_page_and_stops_at_since(hook: CloudwareHook,
 
 
 def test_next_page_on_another_host_is_refused(hook: CloudwareHook, requests_mock: Any) -> None:
-    requests_mock.get(f"{BASE}/v1/sms/messages", json={"data": [], "next_page": "https://evil.example.com/x"})
+    recent = item("message_received", "2348012345678", "hi", "2030-01-01T00:00:00Z", "m1")
+    requests_mock.get(f"{BASE}/v1/sms/messages", json={"data": [recent], "next_page": "https://evil.example.com/x"})
     with pytest.raises(SmsError, match="must not be sent elsewhere"):
         list(hook.iter_messages())
     assert requests_mock.call_count == 1

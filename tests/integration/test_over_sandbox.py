@@ -15,7 +15,7 @@ from airflow_provider_sms.hooks.cellcast import CellcastHook
 from airflow_provider_sms.hooks.clickatell import ClickatellHook
 from airflow_provider_sms.hooks.cloudware import CloudwareHook
 from airflow_provider_sms.sandbox.faults import Fault
-from tests.payloads import PNG
+from tests.payloads import PNG, in_days
 
 AU = [f"+6140000{i:04d}" for i in range(1, 2501)]
 NG = [f"+234801234{i:04d}" for i in range(60)]
@@ -166,7 +166,7 @@ def test_reply_approval_dag_end_to_end(airflow_db: None, conns: Any) -> None:
     assert states["hold"] == "skipped"
 
 
-SEND_AT = "2031-01-31T09:00:00+11:00"
+SEND_AT = in_days(30, tz=timezone(timedelta(hours=11)), hour=9, minute=0, second=0, microsecond=0)
 MIXED = ["+61400000001", "0400000002", "not a number", "+61400000001", "+2348012345678"]
 
 
@@ -187,7 +187,9 @@ def test_the_neutral_send_has_one_signature_for_every_provider(conns: Any, provi
     scheduled = hook.send_sms(to=MIXED, message="Later", sender="Bistro", send_at=SEND_AT)
     assert [a["to"] for a in scheduled.accepted] == [a["to"] for a in result.accepted]
     rows = [r for r in conns.store.all(provider=provider) if r["text"] == "Later"]
-    assert {r["scheduled_for"] for r in rows} == {"2031-01-30T22:00:00.000000Z"}
+    assert {r["scheduled_for"] for r in rows} == {
+        SEND_AT.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    }
 
 
 @pytest.mark.parametrize(

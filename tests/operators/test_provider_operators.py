@@ -94,3 +94,19 @@ def test_every_operator_reads_its_message_from_a_txt_template(tmp_path: Path, op
     op.resolve_template_files()
     op.render_template_fields({"params": dag.params, "dag": dag})
     assert op.message == "Hello Ann"
+
+
+def test_send_timeout_reaches_the_hook(make_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_sms.core.results import SendResult
+    from airflow_provider_sms.hooks.cloudware import CloudwareHook
+
+    seen = []
+
+    def deliver(self: CloudwareHook, *args: Any, **kwargs: Any) -> SendResult:
+        seen.append(self.send_timeout)
+        return SendResult("cloudware", accepted=[{"to": "+2348012345678", "message_id": "1"}])
+
+    monkeypatch.setattr(CloudwareHook, "deliver", deliver)
+    make_conn("cloudware_default", "cloudware")
+    execute(CloudwareQueueSmsOperator(task_id="t", to="+2348012345678", message="x", send_timeout=7))
+    assert seen == [7]

@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_sms._compat import AirflowFailException
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
 from airflow_provider_sms.operators.send import SendSmsOperator
-from tests.payloads import CELLCAST_GATEWAY, CLOUDWARE_SEND, cellcast_queued
+from tests.payloads import CELLCAST_GATEWAY, CLOUDWARE_SEND, cellcast_queued, in_days
 
 CELLCAST = CELLCAST_GATEWAY
 CLOUDWARE = CLOUDWARE_SEND
@@ -25,6 +25,7 @@ class FakeTI:
 
 
 queued = cellcast_queued
+SOON = in_days(30, second=0, microsecond=0)
 
 
 @pytest.fixture
@@ -81,11 +82,9 @@ def test_dry_run_applies_the_providers_destination_rule(conns: None, requests_mo
 
 def test_send_at_reaches_the_provider(conns: None, requests_mock: Any) -> None:
     requests_mock.post(CELLCAST, json=queued("400000001"))
-    op = SendSmsOperator(
-        task_id="t", sms_conn_id="primary", to="0400000001", message="hi", send_at="2031-08-14T14:58:00+00:00"
-    )
+    op = SendSmsOperator(task_id="t", sms_conn_id="primary", to="0400000001", message="hi", send_at=SOON.isoformat())
     run(op)
-    assert requests_mock.request_history[0].json()["scheduleAt"] == "2031-08-14T14:58:00.000Z"
+    assert requests_mock.request_history[0].json()["scheduleAt"] == SOON.strftime("%Y-%m-%dT%H:%M:00.000Z")
 
 
 def test_send_at_with_a_fallback_that_cannot_schedule_fails_before_sending(conns: None, requests_mock: Any) -> None:
@@ -95,7 +94,7 @@ def test_send_at_with_a_fallback_that_cannot_schedule_fails_before_sending(conns
         fallback_conn_ids=["backup"],
         to="0400000001",
         message="hi",
-        send_at="2031-08-14T14:58:00+00:00",
+        send_at=SOON.isoformat(),
     )
     with pytest.raises(AirflowFailException, match="'backup' cannot schedule"):
         run(op)

@@ -161,13 +161,9 @@ def test_page_shows_conversations_and_the_reply_form_adds_a_message(sandbox: Any
     page = requests.get(sandbox.url + "/", timeout=5).text
     assert "+61400000001" in page
     assert "Reply &lt;b&gt;YES&lt;/b&gt;" in page  # escaped
-    reply = requests.post(
-        sandbox.url + "/_sandbox/reply",
-        timeout=5,
-        allow_redirects=False,
-        data={"from": "+61400000001", "provider": "cloudware", "text": "YES"},
-    )
-    assert reply.status_code == 303
+    assert 'fetch("/_sandbox/inbound"' in page  # the form posts JSON, which no other site's form can
+    reply = post(sandbox, "/_sandbox/inbound", json={"from": "+61400000001", "provider": "cloudware", "text": "YES"})
+    assert reply.status_code == 201
     stored = requests.get(sandbox.url + "/_sandbox/messages?phone=0400000001", timeout=5).json()["messages"]
     assert [(m["direction"], m["text"]) for m in stored] == [("out", "Reply <b>YES</b>"), ("in", "YES")]
 
@@ -193,3 +189,29 @@ def test_command_line_help() -> None:
     ).stdout
     assert "--port" in out
     assert "--db" in out
+
+
+@pytest.mark.parametrize("path", ["/_sandbox/inbound", "/_sandbox/settings", "/_sandbox/faults", "/_sandbox/reset"])
+def test_the_control_api_refuses_bodies_a_cross_site_form_could_send(sandbox: Any, path: str) -> None:
+    body = '{"provider": "cloudware", "from": "+61400000001", "text": "YES", "balance": 0}'
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+        answer = post(sandbox, path, data=body, headers={"Content-Type": ctype})
+        assert answer.status_code == 415
+    assert sandbox.store.all() == []
+    assert sandbox.store.settings.balance is None
+
+
+def test_requests_naming_another_host_are_refused(sandbox: Any) -> None:
+    rebound = requests.get(sandbox.url + "/_sandbox/messages", headers={"Host": "attacker.example"}, timeout=5)
+    assert rebound.status_code == 421
+    injected = post(
+        sandbox,
+        "/_sandbox/inbound",
+        headers={"Host": "attacker.example:8765"},
+        json={"provider": "cloudware", "from": "+61400000001", "text": "YES"},
+    )
+    assert injected.status_code == 421
+    assert sandbox.store.all() == []
+    for name in ("localhost", "127.0.0.1", "[::1]"):
+        ok = requests.get(sandbox.url + "/_sandbox/stats", headers={"Host": f"{name}:8765"}, timeout=5)
+        assert ok.status_code == 200
