@@ -206,6 +206,9 @@ class StubClient:
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
 
+    def redact(self, text: str) -> str:
+        return text.replace(TOKEN, "***")  # what the real client does with the connection's token
+
     def send(self, call: Any) -> Any:
         from airflow_provider_sms.core.http import HttpReply
 

@@ -222,12 +222,12 @@ def run(
         return _redacted(part, redact)
 
     if max_workers <= 1 or len(batches) <= 1:
-        parts = [send(index) for index in range(len(batches))]
+        for index in range(len(batches)):
+            result.merge(send(index))
     else:
         with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"sms-{result.provider}") as pool:
-            parts = list(pool.map(send, range(len(batches))))
-    for part in parts:
-        result.merge(part)
+            for part in pool.map(send, range(len(batches))):  # in batch order, each merged as it comes
+                result.merge(part)
     first = errors[0]
     if batches and first is not None and all(errors):
         first.result = result
@@ -244,7 +244,7 @@ def one_outcome_each(batch: Sequence[str], parsed: SendResult) -> SendResult:
     have been sent, and it is never resent).
     """
     named = [e["to"] for e in parsed.accepted] + [e["to"] for e in parsed.rejected] + parsed.unsubscribed
-    if len(named) == len(batch) and set(named) == set(batch):
+    if named == list(batch) or (len(named) == len(batch) and set(named) == set(batch)):
         return parsed  # the usual answer: every number of the batch, once
     members = set(batch)
     outcomes: dict[str, list[tuple[str, Any]]] = {}
