@@ -7,6 +7,8 @@
 2. CPU per recipient with the network stubbed out, and peak memory at N = 100,000.
 3. Extra import time of the DAG-facing modules over ``airflow.sdk`` alone, in fresh processes.
 4. Inbound polling with 100,000 stored messages and 10 new ones since the cursor.
+5. Waiting at scale: N reply waiters on one inbox run as the triggerer runs them, each polling on its own
+   vs one shared poll per inbox (Airflow 3.3), each configuration in its own process (``waiting.py``).
 
 Writes ``benchmarks/results.json``, ``benchmarks/results.md`` and ``benchmarks/fanout.png``.
 """
@@ -90,13 +92,16 @@ class RemoteSandbox:
                 time.sleep(0.05)
         raise RuntimeError("the sandbox process did not start")
 
-    def reset(self, *, rate_limit: bool) -> None:
+    SENDS = (("POST", "/api/v1/gateway"), ("POST", "/messages"), ("POST", "/v1/sms/send"))
+
+    def reset(self, *, rate_limit: bool, latency_on: tuple[str, str] | None = None) -> None:
+        """A fresh sandbox with ``LATENCY_MS`` on every send endpoint (or only on ``latency_on``)."""
         self._http.post(f"{self.url}/_sandbox/reset", json={}, timeout=10)
         self._http.post(
             f"{self.url}/_sandbox/settings", json={"cellcast_rate_limit": 15 if rate_limit else None}, timeout=10
         )
-        for path in ("/api/v1/gateway", "/messages", "/v1/sms/send"):
-            fault = {"method": "POST", "path": path, "count": None, "latency_ms": LATENCY_MS}
+        for method, path in [latency_on] if latency_on else self.SENDS:
+            fault = {"method": method, "path": path, "count": None, "latency_ms": LATENCY_MS}
             self._http.post(f"{self.url}/_sandbox/faults", json=fault, timeout=10)
 
     def stats(self) -> dict[str, Any]:
@@ -374,6 +379,36 @@ def inbound_polling(server: Any) -> list[dict[str, Any]]:
     return rows
 
 
+WAITERS = (10, 100, 1000)
+WAIT_INTERVAL_S = 2.0
+WAIT_TARGETS = {"polls_per_interval": 1, "peak_tcp_connections": 4, "rss_per_waiter_kib": 20, "worst_loop_stall_ms": 50}
+
+
+def waiting_at_scale(remote: Any) -> list[dict[str, Any]]:
+    import importlib.util
+
+    modes = ["independent"]
+    if importlib.util.find_spec("airflow.triggers.shared_stream") is not None:
+        modes.append("shared")
+    rows = []
+    for n in WAITERS:
+        for mode in modes:
+            remote.reset(rate_limit=True, latency_on=("GET", "/v1/sms/messages"))
+            command = [sys.executable, str(HERE / "waiting.py"), "--url", remote.url, "--mode", mode, "--n", str(n)]
+            command += ["--interval", str(WAIT_INTERVAL_S)]
+            out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout  # noqa: S603
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+            row = rows[-1]
+            print(
+                f"  {mode:<11} N={n:>5}: {row['polls_per_interval']} polls/interval, "
+                f"{row['peak_tcp_connections']} TCP, {row['rss_per_waiter_kib']} KiB/waiter, "
+                f"stall {row['worst_loop_stall_ms']} ms, latency max {row['latency_max_s']} s "
+                f"({row['matched']}/{n} matched)",
+                flush=True,
+            )
+    return rows
+
+
 def write_outputs(data: dict[str, Any]) -> None:
     fan = data["fanout"]
     for row in fan:
@@ -431,6 +466,24 @@ def write_outputs(data: dict[str, Any]) -> None:
     for row in data["inbound"]:
         lines.append(
             f"| {row['provider']} | {row['stored']:,} | {row['new']} | {row['requests']} | {row['poke_ms']} ms |"
+        )
+    lines += [
+        "",
+        f"Waiting at scale: N `InboundSmsTrigger`s on one inbox (Cloudware listing, {LATENCY_MS} ms latency), "
+        f"poll interval {WAIT_INTERVAL_S:g} s; `independent` = each trigger's `run()` polls on its own, "
+        "`shared` = through Airflow 3.3's `SharedStreamManager` (one poll per inbox). Targets at N = 1,000 "
+        "(shared): 1 poll per interval, <= 4 TCP connections, <= 20 KiB RSS per waiter, worst loop stall "
+        "<= 50 ms, reply-to-event latency <= one interval.",
+        "",
+        "| mode | waiters | polls per interval | TCP connections | RSS per waiter | worst loop stall "
+        "| latency median / max | matched |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in data.get("waiting", []):
+        lines.append(
+            f"| {row['mode']} | {row['waiters']:,} | {row['polls_per_interval']} | {row['peak_tcp_connections']} | "
+            f"{row['rss_per_waiter_kib']} KiB | {row['worst_loop_stall_ms']} ms | "
+            f"{row['latency_median_s']} s / {row['latency_max_s']} s | {row['matched']:,} |"
         )
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     plot(fan)
@@ -491,6 +544,8 @@ def main() -> int:
         set_env(remote)
         print("Fan-out (hook, operator, baseline), sandbox in its own process:", flush=True)
         fan = fanout(remote, sizes, max(sizes) if args.full_baseline else args.baseline_max)
+        print("Waiting at scale (reply waiters on one inbox):", flush=True)
+        waiting = waiting_at_scale(remote)
     finally:
         remote.stop()
     with SandboxServer() as server:
@@ -508,7 +563,9 @@ def main() -> int:
         "cpu": cpu,
         "import_cost": imports,
         "inbound": inbound,
+        "waiting": waiting,
         "targets": TARGETS,
+        "waiting_targets": WAIT_TARGETS,
     }
     write_outputs(data)
     print((HERE / "results.md").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from airflow_provider_sms._compat import AIRFLOW_V_3
 from tests.airflow_names import DagBag
 from tests.conftest import EXAMPLE_DAGS
+from tests.payloads import cloudware_item
 from tests.wire import multipart_fields
 
 EXPECTED = {
@@ -19,6 +21,7 @@ EXPECTED = {
     "mms_campaign",
     "cloudware_queue",
     "reply_approval",
+    "reply_survey",
     "inbound_asset_watcher",
 }
 
@@ -129,3 +132,45 @@ def test_reply_approval_waits_deferred_then_branches(
     ask = requests_mock.request_history[0].json()
     assert ask["to"] == "61400000001"
     assert "Reply YES" in ask["message"]
+
+
+def test_reply_survey_waits_for_each_person_and_tallies(airflow_db: None, sms_conns: None, requests_mock: Any) -> None:
+    requests_mock.post("https://api.cloudware.chat/v1/sms/send", json={"status": "success", "data": {"id": "1"}})
+    answers = {"61400000011": "YES", "61400000012": "no", "61400000013": "Yes I can", "61400000014": "NO WAY"}
+
+    def inbound(request: Any, context: Any) -> dict:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"data": [cloudware_item(text, now, f"r{number}", sender=number) for number, text in answers.items()]}
+
+    requests_mock.get("https://api.cloudware.chat/v1/sms/messages", json=inbound)
+    run = load_dag("reply_survey").test()
+    assert run.state == "success"
+    asked = sorted(r.json()["to"] for r in requests_mock.request_history if r.method == "POST")
+    assert asked == sorted(answers)
+    tally = next(ti for ti in run.get_task_instances() if ti.task_id == "tally")
+    assert tally.state == "success"
+    assert xcom_value(run, "tally") == {"yes": ["+61400000011", "+61400000013"], "no": ["+61400000012", "+61400000014"]}
+
+
+def xcom_value(run: Any, task_id: str) -> Any:
+    """The return value a task of a finished ``dag.test()`` run pushed (Airflow 3 or 2.11)."""
+    try:
+        from airflow.models.xcom import XComModel as XCom
+    except ImportError:  # Airflow 2.11
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XCom)
+            .filter(
+                XCom.dag_id == run.dag_id,
+                XCom.run_id == run.run_id,
+                XCom.task_id == task_id,
+                XCom.key == "return_value",
+            )
+            .one()
+        )
+        if isinstance(row.value, (bytes, bytearray)):
+            return XCom.deserialize_value(row)
+        return json.loads(row.value) if isinstance(row.value, str) else row.value

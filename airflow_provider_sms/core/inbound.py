@@ -128,7 +128,8 @@ def poll_replies(hook: Any, flt: InboundFilter, *, keep_all: bool = False, stop_
 
     :param stop_at: a ``time.monotonic()`` deadline for the poll (paging stops there).
     """
-    return scan_replies(hook.iter_messages(since=flt.since, stop_at=stop_at), flt, keep_all=keep_all)
+    messages = hook.iter_messages(since=flt.since, stop_at=stop_at, known=flt.skip_ids)
+    return scan_replies(messages, flt, keep_all=keep_all)
 
 
 def advance(flt: InboundFilter, scan: Scan) -> InboundFilter:

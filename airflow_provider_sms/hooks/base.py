@@ -9,7 +9,7 @@ handling and base URL rules live here too, so a provider module holds nothing bu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar
@@ -272,13 +272,22 @@ class SmsHook(BaseHook):
         return item if clean == text else dict(json.loads(clean))
 
     def iter_messages(
-        self, *, since: datetime | str | None = None, stop_at: float | None = None
+        self, *, since: datetime | str | None = None, stop_at: float | None = None, known: Collection[str] = ()
     ) -> Iterator[InboundMessage]:
         """Yield received messages, newest first, down to ``since`` (within ``core.listing``'s bounds)."""
         raise SmsUnsupportedFeatureError(
             f"{self.hook_name} has no API to list inbound messages; use a Cellcast or Cloudware connection",
             provider=self.provider,
         )
+
+    def check_lists_inbound(self) -> None:
+        """Raise a clear error when this provider has no API to list inbound messages (Clickatell)."""
+        if type(self).iter_messages is SmsHook.iter_messages:
+            raise SmsValidationError(
+                f"connection {self.conn_id!r} is {self.hook_name}, which has no API to list inbound "
+                "messages; use a Cloudware or Cellcast connection",
+                provider=self.provider,
+            )
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one cheap authenticated call and report whether the credentials work."""

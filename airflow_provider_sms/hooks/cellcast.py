@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -204,13 +204,14 @@ class CellcastHook(SmsHook):
     # --- inbound ----------------------------------------------------------------------------------
 
     def iter_messages(
-        self, *, since: datetime | str | None = None, stop_at: float | None = None
+        self, *, since: datetime | str | None = None, stop_at: float | None = None, known: Collection[str] = ()
     ) -> Iterator[InboundMessage]:
         """Yield replies from ``GET /api/v1/apiClient/getResponses?page=N``, newest first, down to ``since``.
 
         Paging is bounded as ``core.listing`` describes; a naive ``since`` is taken as UTC.
 
         :param stop_at: a ``time.monotonic()`` deadline for the whole poll.
+        :param known: ids of messages at exactly ``since`` already read by an earlier poll.
         """
 
         def fetch(page: Hashable) -> Page:
@@ -220,7 +221,9 @@ class CellcastHook(SmsHook):
             return Page(items if isinstance(items, list) else [], int(str(page)) + 1)
 
         cutoff = parse_timestamp(since) if since else None
-        return read_listing(fetch, 1, self._read_item, since=cutoff, provider=self.provider, stop_at=stop_at)
+        return read_listing(
+            fetch, 1, self._read_item, since=cutoff, provider=self.provider, known=known, stop_at=stop_at
+        )
 
     def _read_item(self, item: dict[str, Any]) -> tuple[datetime, InboundMessage]:
         item = self.scrubbed(item)

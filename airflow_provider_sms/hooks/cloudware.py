@@ -8,7 +8,7 @@ API page: https://docs.cloudware.chat (Send a message, Queue a message, Get a li
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -108,7 +108,7 @@ class CloudwareHook(SmsHook):
         return result
 
     def iter_messages(
-        self, *, since: datetime | str | None = None, stop_at: float | None = None
+        self, *, since: datetime | str | None = None, stop_at: float | None = None, known: Collection[str] = ()
     ) -> Iterator[InboundMessage]:
         """Yield received messages from ``GET /v1/sms/messages``, following ``next_page`` on the same host.
 
@@ -116,6 +116,7 @@ class CloudwareHook(SmsHook):
         Paging is bounded as ``core.listing`` describes; a naive ``since`` is taken as UTC.
 
         :param stop_at: a ``time.monotonic()`` deadline for the whole poll.
+        :param known: ids of messages at exactly ``since`` already read by an earlier poll.
         """
 
         def fetch(url: Hashable) -> Page:
@@ -125,7 +126,9 @@ class CloudwareHook(SmsHook):
             return Page(items if isinstance(items, list) else [], str(next_page) if next_page else None)
 
         cutoff = parse_timestamp(since) if since else None
-        return read_listing(fetch, MESSAGES, self._read_item, since=cutoff, provider=self.provider, stop_at=stop_at)
+        return read_listing(
+            fetch, MESSAGES, self._read_item, since=cutoff, provider=self.provider, known=known, stop_at=stop_at
+        )
 
     def _read_item(self, item: dict[str, Any]) -> tuple[datetime, InboundMessage | None]:
         item = self.scrubbed(item)

@@ -2,7 +2,8 @@
 
 Control API (JSON), for tests and demos:
 ``GET /_sandbox/messages`` (sent and received, filter by ``provider``/``phone``),
-``POST /_sandbox/inbound`` (``{"provider", "from", "text", "received_at"?}``: a phone replies),
+``POST /_sandbox/inbound`` (``{"provider", "from", "text", "received_at"?}``: a phone replies; or
+``{"messages": [...]}`` for many at once),
 ``POST /_sandbox/faults`` (a ``Fault`` rule) and ``DELETE /_sandbox/faults``,
 ``POST /_sandbox/settings`` (``unsubscribed``, ``registered_senders``, ``balance``, ``tokens``,
 ``cellcast_rate_limit``),
@@ -124,16 +125,21 @@ def create_app(store: Store, faults: Faults | None = None, *, loopback_only: boo
         body = await json_body(request)
         if isinstance(body, Response):
             return body
+        many = body.get("messages")
+        items = many if isinstance(many, list) else [body]
         try:
-            row = inject(
-                str(body.get("provider", "")),
-                str(body.get("from", "")),
-                str(body.get("text", "")),
-                body.get("received_at"),
-            )
-        except (SmsValidationError, ValueError) as err:
+            rows = [
+                inject(
+                    str(item.get("provider", "")),
+                    str(item.get("from", "")),
+                    str(item.get("text", "")),
+                    item.get("received_at"),
+                )
+                for item in items
+            ]
+        except (SmsValidationError, ValueError, AttributeError) as err:
             return JSONResponse({"error": str(err)}, status_code=400)
-        return JSONResponse(row, status_code=201)
+        return JSONResponse({"messages": rows} if isinstance(many, list) else rows[0], status_code=201)
 
     async def add_fault(request: Request) -> Response:
         body = await json_body(request)

@@ -4,7 +4,8 @@ A rule targets one endpoint (``POST /v1/sms/send``) and applies to its next ``co
 all, with ``count`` None): ``latency_ms`` delays the answer; ``status`` answers that error instead
 (before processing, or after it with ``processed``, as a provider failing late would); ``drop`` lets
 the request be processed, starts the answer and then cuts the connection: the case where a client
-must not resend. The middleware also counts requests and the peak number in flight per endpoint.
+must not resend. The middleware also counts requests, answers by status, and the peak number in
+flight per endpoint.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Faults:
         self._lock = threading.Lock()
         self._rules: list[Fault] = []
         self.requests: Counter[str] = Counter()
+        self.answers: Counter[tuple[str, int]] = Counter()  # (endpoint, status) -> count
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()
 
@@ -70,6 +72,7 @@ class Faults:
     def reset_stats(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.answers.clear()
             self.peak_in_flight.clear()
 
     def take(self, endpoint: str) -> tuple[float, Fault | None]:
@@ -94,9 +97,13 @@ class Faults:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            statuses: dict[str, dict[str, int]] = {}
+            for (endpoint, status), count in sorted(self.answers.items()):
+                statuses.setdefault(endpoint, {})[str(status)] = count
             return {
                 "requests": dict(self.requests),
                 "total_requests": sum(self.requests.values()),
+                "statuses": statuses,
                 "peak_in_flight": dict(self.peak_in_flight),
             }
 
@@ -119,19 +126,26 @@ class FaultMiddleware:
             faults.requests[endpoint] += 1
             faults.in_flight[endpoint] += 1
             faults.peak_in_flight[endpoint] = max(faults.peak_in_flight[endpoint], faults.in_flight[endpoint])
+
+        async def counted(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                with faults._lock:
+                    faults.answers[(endpoint, int(message["status"]))] += 1
+            await send(message)
+
         try:
             latency, rule = faults.take(endpoint)
             if latency:
                 await asyncio.sleep(latency)
             if rule is None:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, counted)
             elif rule.drop:
                 with contextlib.suppress(ConnectionDropped):
-                    await self.app(scope, receive, _cut_after_start(send))
+                    await self.app(scope, receive, _cut_after_start(counted))
             else:
                 if rule.processed:
                     await self.app(scope, receive, _discard)
-                await _error(send, rule)
+                await _error(counted, rule)
         finally:
             with faults._lock:
                 faults.in_flight[endpoint] -= 1

@@ -74,15 +74,10 @@ class InboundSmsSensor(BaseSensorOperator):
         """Check the connection and arguments once, at task start, with clear errors."""
         from airflow_provider_sms.core.inbound import build_filter
         from airflow_provider_sms.hooks import get_sms_hook
-        from airflow_provider_sms.hooks.base import SmsHook
 
         try:
             hook = get_sms_hook(self.sms_conn_id)
-            if type(hook).iter_messages is SmsHook.iter_messages:
-                raise SmsValidationError(
-                    f"connection {self.sms_conn_id!r} is {hook.hook_name}, which has no API to list inbound "
-                    "messages; use a Cloudware or Cellcast connection"
-                )
+            hook.check_lists_inbound()
             self._filter = build_filter(
                 from_numbers=self.from_numbers,
                 match=self.match,
@@ -134,7 +129,12 @@ class InboundSmsSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         status = event.get("status")
         if status == "matched":
-            return event["message"]
+            from airflow_provider_sms.core.phone import mask_number
+
+            message = event["message"]
+            sender = mask_number(str(message.get("from_number", "")))
+            self.log.info("matched a reply from %s received at %s", sender, message.get("received_at"))
+            return message
         if status == "timeout":
             raise AirflowSensorTimeout(f"no matching SMS reply before {event.get('timeout_at')}")
         raise AirflowFailException(f"waiting for an SMS reply failed: {event.get('error', event)}")

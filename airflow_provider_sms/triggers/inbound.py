@@ -1,23 +1,29 @@
-"""Triggers that poll a provider's inbound listing without blocking the triggerer's event loop.
+"""Triggers that wait for inbound SMS without blocking the triggerer's event loop.
 
 ``InboundSmsTrigger`` backs ``InboundSmsSensor(deferrable=True)``: it fires once, with the matched
-message or a timeout. ``InboundSmsEventTrigger`` (Airflow 3) backs an ``AssetWatcher``: it fires once per
-new matching message, and each event's payload (``{"message": InboundMessage.to_dict()}``) becomes the
-asset event's ``extra["payload"]``. Connection lookups go through ``sync_to_async`` and HTTP polls run in
-a worker thread, so the event loop only ever awaits.
+message or a timeout. ``InboundSmsEventTrigger`` (Airflow 3) backs an ``AssetWatcher``: it fires once
+per new matching message, and each event's payload (``{"message": InboundMessage.to_dict()}``) becomes
+the asset event's ``extra["payload"]``.
+
+Both read their inbox as a stream of polls (``triggers.inbox``). On Airflow 3.3 and later they declare a
+shared-stream key (the connection), so the triggerer runs one poll per inbox for every trigger waiting
+on it; elsewhere ``run()`` opens a private stream of the same kind, so the waiting logic is the same
+code either way. Connection lookups go through ``sync_to_async`` and HTTP polls run in a worker
+thread, so the event loop only ever awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Hashable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_sms._compat import AIRFLOW_V_3, BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_sms.core.errors import SmsError
+from airflow_provider_sms.core.results import InboundMessage
+from airflow_provider_sms.triggers.inbox import Inbox, InboxPoll, open_inbox_stream, stream_key
 
 
 class FiredIds:
@@ -37,20 +43,11 @@ class FiredIds:
         return True
 
 
-async def _hook_and_filter(
-    sms_conn_id: str, from_numbers: Any, match: Any, since: datetime | str | None
-) -> tuple[Any, Any]:
-    from asgiref.sync import sync_to_async
-
-    from airflow_provider_sms.core.inbound import build_filter
-    from airflow_provider_sms.hooks import get_sms_hook
-
-    hook = await sync_to_async(get_sms_hook)(sms_conn_id)
-    return hook, build_filter(from_numbers=from_numbers, match=match, since=since, default_region=hook.default_region)
+_Base: Any = BaseEventTrigger if AIRFLOW_V_3 and BaseEventTrigger is not None else BaseTrigger
 
 
-class _InboundFilterArgs:
-    """The arguments both triggers share, kept JSON-safe for ``serialize()``."""
+class _InboxWaiter(_Base):  # type: ignore[misc]
+    """What both triggers share: their JSON-safe arguments, the shared-stream hooks, reading polls."""
 
     def _set_filter_args(
         self,
@@ -75,20 +72,79 @@ class _InboundFilterArgs:
     def _classpath(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}"
 
+    # --- Airflow 3.3 shared streams: one poll per connection, whatever each waiter filters ---------
 
-class InboundSmsTrigger(_InboundFilterArgs, BaseTrigger):
-    """Poll ``sms_conn_id``'s inbound messages until one matches, or until ``timeout_at``.
+    def shared_stream_key(self) -> Hashable | None:
+        return stream_key(self.sms_conn_id)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[InboxPoll]:
+        async for poll in open_inbox_stream(kwargs):
+            yield poll
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        inbox = Inbox.for_connection(self.sms_conn_id)
+        inbox.join(self.poll_interval)
+        try:
+            async for event in self._wait(shared_stream, inbox, shared=True):
+                yield event
+        finally:
+            inbox.leave(self.poll_interval)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait on a private stream: what the triggerer calls when it does not share streams."""
+        inbox = Inbox(self.sms_conn_id)
+        _, kwargs = self.serialize()
+        async for event in self._wait(open_inbox_stream(kwargs, inbox=inbox), inbox, shared=False):
+            yield event
+
+    def _wait(self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool) -> AsyncIterator[TriggerEvent]:
+        raise NotImplementedError
+
+    async def _first(self, polls: AsyncIterator[InboxPoll], inbox: Inbox, left: float | None, *, shared: bool) -> bool:
+        """Wait (up to ``left`` seconds) until the inbox has been read once; False on timeout.
+
+        A private stream is driven by its one reader, so its first poll is pulled; a shared one runs on
+        its own task and says when it has read the inbox.
+        """
+        first = inbox.ready.wait() if shared else polls.__anext__()
+        try:
+            await (asyncio.wait_for(first, left) if left is not None else first)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _read_back(
+        self, inbox: Inbox, since: datetime | None, senders: Collection[str]
+    ) -> list[InboundMessage] | None:
+        """The messages since ``since`` from ``senders`` (read back if the inbox does not reach that far);
+        None when the read failed this time and should be tried again."""
+        if since is None or inbox.covers(since):
+            return inbox.kept_since(since, senders)
+        try:
+            found = await inbox.read_back(since)
+            return [m for m in found if m.from_number in senders] if senders else found
+        except SmsError as err:
+            if not err.retryable:
+                raise
+            self.log.warning("catching up on %s's inbox failed, will try again: %s", self.sms_conn_id, err)
+            return None
+
+
+class InboundSmsTrigger(_InboxWaiter):
+    """Wait until ``sms_conn_id``'s inbox holds a matching message, or until ``timeout_at``.
 
     :param sms_conn_id: a connection whose hook lists inbound messages (Cellcast, Cloudware).
     :param from_numbers: only replies from these numbers count.
     :param match: a regex, or keywords matched case-insensitively as whole words.
     :param since: ISO-8601 time; only messages received at or after it count.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls (a shared poll runs at the shortest interval among the
+        triggers waiting on it).
     :param timeout_at: ISO-8601 time after which the trigger fires ``{"status": "timeout"}``.
 
-    Events: ``{"status": "matched", "message": {...}}``, ``{"status": "timeout", ...}`` or
-    ``{"status": "error", "error": "..."}`` for failures that waiting cannot fix (auth, bad input).
-    Outages are logged and polled through until the timeout.
+    Events: ``{"status": "matched", "message": {...}}`` with the earliest matching reply,
+    ``{"status": "timeout", ...}``, or ``{"status": "error", "error": "..."}`` for failures that waiting
+    cannot fix (auth, bad input). Outages are logged and polled through until the timeout.
     """
 
     def __init__(
@@ -109,50 +165,59 @@ class InboundSmsTrigger(_InboundFilterArgs, BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return self._classpath(), {**self._filter_args(), "since": self.since, "timeout_at": self.timeout_at}
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_sms.core.inbound import advance, poll_replies
+    def _left(self, deadline: datetime | None) -> float | None:
+        return None if deadline is None else max((deadline - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+    async def _wait(
+        self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool
+    ) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_sms.core.inbound import build_filter
         from airflow_provider_sms.core.timestamps import parse_timestamp
 
         deadline = parse_timestamp(self.timeout_at) if self.timeout_at else None
+        timeout = TriggerEvent({"status": "timeout", "timeout_at": self.timeout_at})
+        if not await self._first(polls, inbox, self._left(deadline), shared=shared):
+            yield timeout
+            return
         try:
-            hook, flt = await _hook_and_filter(self.sms_conn_id, self.from_numbers, self.match, self.since)
+            if inbox.failure is not None:
+                raise inbox.failure
+            flt = build_filter(
+                from_numbers=self.from_numbers, match=self.match, since=self.since, default_region=inbox.region
+            )
+            earlier = await self._read_back(inbox, flt.since, flt.from_numbers)
         except SmsError as err:
             yield TriggerEvent({"status": "error", "error": str(err)})
             return
+        candidates = earlier or []
         while True:
-            left = None if deadline is None else (deadline - datetime.now(timezone.utc)).total_seconds()
+            match = min((m for m in candidates if flt.matches(m)), key=lambda m: m.received_at, default=None)
+            if match is not None:
+                yield TriggerEvent({"status": "matched", "message": match.to_dict()})
+                return
+            left = self._left(deadline)
+            if left == 0.0:
+                yield timeout
+                return
             try:
-                # The deadline holds even mid-poll: paging stops at it, and the wait is cut off there.
-                stop_at = None if left is None else time.monotonic() + max(left, 0.0)
-                poll = asyncio.to_thread(poll_replies, hook, flt, stop_at=stop_at)
-                scan = await (poll if left is None else asyncio.wait_for(poll, timeout=max(left, 0.0) + 1.0))
-            except SmsError as err:
-                if not err.retryable:
+                poll = await (asyncio.wait_for(polls.__anext__(), left) if left is not None else polls.__anext__())
+            except asyncio.TimeoutError:
+                yield timeout
+                return
+            if poll.error and not poll.retryable:
+                yield TriggerEvent({"status": "error", "error": poll.error})
+                return
+            candidates = poll.from_any(flt.from_numbers)
+            if earlier is None:  # the catch-up read failed last time: try again
+                try:
+                    earlier = await self._read_back(inbox, flt.since, flt.from_numbers)
+                except SmsError as err:
                     yield TriggerEvent({"status": "error", "error": str(err)})
                     return
-                self.log.warning("polling for inbound SMS failed, will try again: %s", err)
-            except asyncio.TimeoutError:
-                self.log.warning("a poll was still running at the deadline; giving up on it")
-            else:
-                if scan.match is not None:
-                    yield TriggerEvent({"status": "matched", "message": scan.match.to_dict()})
-                    return
-                flt = advance(flt, scan)
-            now = datetime.now(timezone.utc)
-            if deadline is not None and now >= deadline:
-                yield TriggerEvent({"status": "timeout", "timeout_at": self.timeout_at})
-                return
-            wait = self.poll_interval if deadline is None else min(self.poll_interval, (deadline - now).total_seconds())
-            await asyncio.sleep(max(wait, 0.0))
+                candidates += earlier or []
 
 
-if AIRFLOW_V_3 and BaseEventTrigger is not None:
-    _EventTriggerBase: Any = BaseEventTrigger
-else:
-    _EventTriggerBase = BaseTrigger
-
-
-class InboundSmsEventTrigger(_InboundFilterArgs, _EventTriggerBase):  # type: ignore[misc]
+class InboundSmsEventTrigger(_InboxWaiter):
     """Fire one event per new matching inbound message, for DAGs scheduled on an ``Asset`` (Airflow 3).
 
     .. code-block:: python
@@ -160,10 +225,10 @@ class InboundSmsEventTrigger(_InboundFilterArgs, _EventTriggerBase):  # type: ig
         trigger = InboundSmsEventTrigger(sms_conn_id="cloudware_default", match=["YES", "NO"])
         replies = Asset("sms_replies", watchers=[AssetWatcher(name="sms_replies", trigger=trigger)])
 
-    Guarantee: the cursor starts when the trigger starts and moves past every message it has fired
-    for, skipping ids already seen at the boundary, so no message fires twice, not even after a
-    triggerer restart. The price: replies that arrive while no triggerer runs this trigger are not
-    replayed. Transient provider failures are logged and polled through.
+    Guarantee: each message fires once. The trigger counts messages received from when it starts and
+    remembers the ids it fired for (also across a shared stream's replays), so no message fires twice;
+    the price is that replies arriving while no triggerer runs this trigger are not replayed.
+    Transient provider failures are logged and polled through.
 
     :param sms_conn_id: a connection whose hook lists inbound messages (Cellcast, Cloudware).
     :param from_numbers: only messages from these numbers count.
@@ -189,20 +254,23 @@ class InboundSmsEventTrigger(_InboundFilterArgs, _EventTriggerBase):  # type: ig
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return self._classpath(), self._filter_args()
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_sms.core.inbound import advance, poll_replies
+    async def _wait(
+        self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool
+    ) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_sms.core.inbound import build_filter
 
         started = datetime.now(timezone.utc)
-        hook, flt = await _hook_and_filter(self.sms_conn_id, self.from_numbers, self.match, started)
+        await self._first(polls, inbox, None, shared=shared)
+        if inbox.failure is not None:
+            raise inbox.failure  # the watcher cannot work: fail it loudly, as Airflow shows trigger errors
+        flt = build_filter(from_numbers=self.from_numbers, match=self.match, since=started, default_region=inbox.region)
         fired = FiredIds()
+        candidates = inbox.kept_since(flt.since, flt.from_numbers)
         while True:
-            try:
-                scan = await asyncio.to_thread(poll_replies, hook, flt, keep_all=True)
-            except SmsError as err:
-                self.log.warning("polling for inbound SMS failed, will try again: %s", err)
-            else:
-                for message in scan.all_matches:
-                    if fired.add(message.message_id):
-                        yield TriggerEvent({"message": message.to_dict()})
-                flt = advance(flt, scan)
-            await asyncio.sleep(self.poll_interval)
+            for message in candidates:
+                if flt.matches(message) and fired.add(message.message_id):
+                    yield TriggerEvent({"message": message.to_dict()})
+            poll = await polls.__anext__()
+            if poll.error:
+                self.log.debug("the inbox poll failed: %s", poll.error)
+            candidates = poll.from_any(flt.from_numbers)

@@ -381,3 +381,22 @@ def test_the_event_trigger_fires_once_per_message(make_conn: Any, server: Script
     ids = asyncio.run(three())
     assert ids[0] == "dup" and ids[2] == "last"
     assert ids[1].startswith("derived-")
+
+
+def test_a_burst_in_one_second_is_not_read_again_on_every_poll(make_conn: Any, sandbox: Any) -> None:
+    from airflow_provider_sms.core.inbound import advance, build_filter, poll_replies
+
+    make_conn("burst", "cloudware", host=sandbox.url, country_code="61")
+    second = datetime.now(timezone.utc).replace(microsecond=0)
+    for i in range(300):  # six pages of messages, all stamped within the same second
+        stamp = (second + timedelta(microseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        sandbox.store.add_message(
+            direction="in", provider="cloudware", phone="+61400000002", text="hi", ts=stamp, status="received"
+        )
+    cloudware = CloudwareHook("burst")
+    flt = build_filter(from_numbers="+61400000001", match=["yes"], since=second - timedelta(minutes=1))
+    first = poll_replies(cloudware, flt)
+    assert sandbox.faults.stats()["requests"]["GET /v1/sms/messages"] == 6
+    flt = advance(flt, first)
+    poll_replies(cloudware, flt)
+    assert sandbox.faults.stats()["requests"]["GET /v1/sms/messages"] == 7  # one page: nothing new there
