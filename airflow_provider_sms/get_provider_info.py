@@ -36,11 +36,17 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_sms.operators.cellcast",
                     "airflow_provider_sms.operators.clickatell",
                     "airflow_provider_sms.operators.cloudware",
+                    "airflow_provider_sms.operators.hitl",
                 ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.sensors.inbound"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.triggers.inbound"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_sms.triggers.inbound", "airflow_provider_sms.triggers.hitl"],
+            }
+        ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],
         "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +22,11 @@ EXPECTED = {
     "reply_approval",
     "reply_survey",
     "inbound_asset_watcher",
+    "oncall_escalation",
+    "sms_approval",
+    "deadline_alert",
 }
+AIRFLOW_3_ONLY = {"inbound_asset_watcher", "sms_approval", "deadline_alert"}
 
 
 def load_dag(name: str) -> Any:
@@ -37,8 +40,8 @@ def load_dag(name: str) -> Any:
 def test_example_dags_import_without_errors(airflow_db: None) -> None:
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
-    # the AssetWatcher example defines no DAG on Airflow 2.11
-    assert set(bag.dag_ids) >= (EXPECTED if AIRFLOW_V_3 else EXPECTED - {"inbound_asset_watcher"})
+    # the AssetWatcher, approval and deadline examples define no DAG on Airflow 2.11
+    assert set(bag.dag_ids) >= (EXPECTED if AIRFLOW_V_3 else EXPECTED - AIRFLOW_3_ONLY)
 
 
 @pytest.fixture
@@ -171,6 +174,55 @@ def xcom_value(run: Any, task_id: str) -> Any:
             )
             .one()
         )
-        if isinstance(row.value, (bytes, bytearray)):
-            return XCom.deserialize_value(row)
-        return json.loads(row.value) if isinstance(row.value, str) else row.value
+        # a JSON column: the value comes back deserialized (Airflow 3); pickled bytes need decoding (2.11)
+        return XCom.deserialize_value(row) if isinstance(row.value, (bytes, bytearray)) else row.value
+
+
+def escalation_dag() -> Any:
+    dag = load_dag("oncall_escalation")
+    for task in dag.tasks:
+        if task.task_id.startswith("ack_"):
+            task.timeout = 2  # ten minutes in the example; seconds here
+    return dag
+
+
+def test_escalation_stops_at_the_first_level_that_acknowledges(airflow_db: None, make_conn: Any, sandbox: Any) -> None:
+    import threading
+    import time
+
+    make_conn("cloudware_default", "cloudware", host=sandbox.url, country_code="61")
+    secondary = "+61400000022"
+
+    def acknowledge_when_paged() -> None:
+        for _ in range(600):
+            if any(m["direction"] == "out" for m in sandbox.store.all(phone=secondary)):
+                sandbox.store.add_message(
+                    direction="in", provider="cloudware", phone=secondary, text="ack", status="received"
+                )
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=acknowledge_when_paged, daemon=True).start()
+    run = escalation_dag().test()
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success"
+    assert states["ack_primary"] == "skipped"  # no answer in time: escalated
+    assert states["ack_secondary"] == "success"
+    assert states["page_manager"] == "skipped" and states["ack_manager"] == "skipped"
+    assert states["who_acknowledged"] == "success" and states["nobody_acknowledged"] == "skipped"
+    assert xcom_value(run, "who_acknowledged") == "secondary"
+    paged = [m["phone"] for m in sandbox.store.all() if m["direction"] == "out"]
+    assert paged == ["+61400000021", secondary]
+
+
+def test_escalation_when_nobody_answers_pages_everyone_and_fails(
+    airflow_db: None, make_conn: Any, sandbox: Any
+) -> None:
+    make_conn("cloudware_default", "cloudware", host=sandbox.url, country_code="61")
+    run = escalation_dag().test()
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "failed"
+    assert [states[f"ack_{level}"] for level in ("primary", "secondary", "manager")] == ["skipped"] * 3
+    assert states["nobody_acknowledged"] == "failed" and states["who_acknowledged"] == "skipped"
+    paged = [m["phone"] for m in sandbox.store.all() if m["direction"] == "out"]
+    assert paged == ["+61400000021", "+61400000022", "+61400000023"]

@@ -158,8 +158,8 @@ class SmsDeliveryUnknownError(SmsError):
     )
 
 
-_CREDIT_WORDS = re.compile(r"balance|credit|recharge|insufficient funds", re.IGNORECASE)
-_AUTH_WORDS = re.compile(r"token|unauthori[sz]ed|unauthenticated|api key|credentials", re.IGNORECASE)
+_CREDIT_WORDS = r"balance|credit|recharge|insufficient funds"
+_AUTH_WORDS = r"token|unauthori[sz]ed|unauthenticated|api key|credentials"
 
 
 def refusal_class(reason: str, *, status: int | None = None) -> type[SmsError]:
@@ -173,9 +173,9 @@ def refusal_class(reason: str, *, status: int | None = None) -> type[SmsError]:
         return SmsAuthError
     if status == 429:
         return SmsRateLimitedError
-    if status == 402 or _CREDIT_WORDS.search(reason or ""):
+    if status == 402 or re.search(_CREDIT_WORDS, reason or "", re.IGNORECASE):
         return SmsInsufficientCreditError
-    if status is None and _AUTH_WORDS.search(reason or ""):
+    if status is None and re.search(_AUTH_WORDS, reason or "", re.IGNORECASE):
         return SmsAuthError
     return SmsRejectedError
 

@@ -235,10 +235,13 @@ class HttpReply:
     endpoint: str
 
 
+MIN_SECRET_CHARS = 6  # shorter "secrets" (a test token like "t") would shred ordinary text, not protect it
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
+    """``text`` with every secret (of at least ``MIN_SECRET_CHARS`` characters) replaced by ``***``."""
     for secret in secrets:
-        if secret:
+        if len(secret) >= MIN_SECRET_CHARS:
             text = text.replace(secret, "***")
     return text
 

@@ -119,7 +119,8 @@ def scan_replies(
             if keep_all:
                 scan.all_matches.append(message)
     scan.newest_ids = frozenset(ids_at_newest)
-    scan.all_matches.sort(key=lambda m: m.received_at)
+    # oldest first; the listing is newest first, so reversing it first keeps the order of same-second ties
+    scan.all_matches = sorted(reversed(scan.all_matches), key=lambda m: m.received_at)
     return scan
 
 

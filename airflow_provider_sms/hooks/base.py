@@ -263,13 +263,14 @@ class SmsHook(BaseHook):
         except SmsValidationError:
             return raw
 
-    def scrubbed(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A provider's item with the token redacted from every string in it (an echoed token stops here)."""
-        import json
-
-        text = json.dumps(item)
-        clean = self.client.redact(text)
-        return item if clean == text else dict(json.loads(clean))
+    def scrubbed(self, item: Any) -> Any:
+        """A provider's item with the token redacted from every string value in it (an echoed token stops
+        here); keys and structure are kept."""
+        if isinstance(item, dict):
+            return {key: self.scrubbed(value) for key, value in item.items()}
+        if isinstance(item, list):
+            return [self.scrubbed(value) for value in item]
+        return self.client.redact(item) if isinstance(item, str) else item
 
     def iter_messages(
         self, *, since: datetime | str | None = None, stop_at: float | None = None, known: Collection[str] = ()

@@ -46,8 +46,9 @@ class FiredIds:
 _Base: Any = BaseEventTrigger if AIRFLOW_V_3 and BaseEventTrigger is not None else BaseTrigger
 
 
-class _InboxWaiter(_Base):  # type: ignore[misc]
-    """What both triggers share: their JSON-safe arguments, the shared-stream hooks, reading polls."""
+class InboxWaiter(_Base):  # type: ignore[misc]
+    """What every trigger waiting on an inbox shares: its JSON-safe arguments, the shared-stream hooks
+    (Airflow 3.3), a private stream otherwise, and reading polls. A subclass implements ``_wait``."""
 
     def _set_filter_args(
         self,
@@ -101,6 +102,11 @@ class _InboxWaiter(_Base):  # type: ignore[misc]
     def _wait(self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool) -> AsyncIterator[TriggerEvent]:
         raise NotImplementedError
 
+    @staticmethod
+    def _left(deadline: datetime | None) -> float | None:
+        """Seconds until ``deadline`` (never negative), or None without one."""
+        return None if deadline is None else max((deadline - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
     async def _first(self, polls: AsyncIterator[InboxPoll], inbox: Inbox, left: float | None, *, shared: bool) -> bool:
         """Wait (up to ``left`` seconds) until the inbox has been read once; False on timeout.
 
@@ -113,6 +119,21 @@ class _InboxWaiter(_Base):  # type: ignore[misc]
         except asyncio.TimeoutError:
             return False
         return True
+
+    async def _next_poll(self, polls: AsyncIterator[InboxPoll], timeout: float | None) -> InboxPoll | None:
+        """The next poll, or None when ``timeout`` seconds pass first.
+
+        The pending read is kept for the next call rather than cancelled: cancelling it would close
+        the stream for good.
+        """
+        pending: asyncio.Future[InboxPoll] = self.__dict__.pop("_pending_poll", None) or asyncio.ensure_future(
+            polls.__anext__()
+        )
+        done, _ = await asyncio.wait({pending}, timeout=timeout)
+        if not done:
+            self.__dict__["_pending_poll"] = pending
+            return None
+        return pending.result()
 
     async def _read_back(
         self, inbox: Inbox, since: datetime | None, senders: Collection[str]
@@ -131,7 +152,7 @@ class _InboxWaiter(_Base):  # type: ignore[misc]
             return None
 
 
-class InboundSmsTrigger(_InboxWaiter):
+class InboundSmsTrigger(InboxWaiter):
     """Wait until ``sms_conn_id``'s inbox holds a matching message, or until ``timeout_at``.
 
     :param sms_conn_id: a connection whose hook lists inbound messages (Cellcast, Cloudware).
@@ -164,9 +185,6 @@ class InboundSmsTrigger(_InboxWaiter):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return self._classpath(), {**self._filter_args(), "since": self.since, "timeout_at": self.timeout_at}
-
-    def _left(self, deadline: datetime | None) -> float | None:
-        return None if deadline is None else max((deadline - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
     async def _wait(
         self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool
@@ -217,7 +235,7 @@ class InboundSmsTrigger(_InboxWaiter):
                 candidates += earlier or []
 
 
-class InboundSmsEventTrigger(_InboxWaiter):
+class InboundSmsEventTrigger(InboxWaiter):
     """Fire one event per new matching inbound message, for DAGs scheduled on an ``Asset`` (Airflow 3).
 
     .. code-block:: python

@@ -93,6 +93,9 @@ class Inbox:
         self._lock = asyncio.Lock()
         self._intervals: Counter[float] = Counter()  # what each waiter asked for: the poll runs at the shortest
         self._woken = asyncio.Event()
+        # Questions waiting for an answer by text: phone -> {reference: when it was asked}. A reply that
+        # names no reference answers the latest question its phone had been asked.
+        self.questions: dict[str, dict[str, datetime]] = {}
 
     @classmethod
     def for_connection(cls, conn_id: str) -> Inbox:
@@ -114,6 +117,15 @@ class Inbox:
         self._intervals[interval] -= 1
         if self._intervals[interval] <= 0:
             del self._intervals[interval]
+
+    def ask(self, phone: str, ref: str, at: datetime) -> None:
+        self.questions.setdefault(phone, {})[ref] = at
+
+    def answered(self, phone: str, ref: str) -> None:
+        pending = self.questions.get(phone, {})
+        pending.pop(ref, None)
+        if not pending:
+            self.questions.pop(phone, None)
 
     async def pause(self, default: float) -> None:
         """Sleep until the next poll is due: the shortest interval any current waiter asked for."""

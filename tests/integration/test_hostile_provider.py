@@ -379,8 +379,8 @@ def test_the_event_trigger_fires_once_per_message(make_conn: Any, server: Script
         return ids
 
     ids = asyncio.run(three())
-    assert ids[0] == "dup" and ids[2] == "last"
-    assert ids[1].startswith("derived-")
+    assert ids[2] == "last"
+    assert "dup" in ids[:2] and any(i.startswith("derived-") for i in ids[:2])
 
 
 def test_a_burst_in_one_second_is_not_read_again_on_every_poll(make_conn: Any, sandbox: Any) -> None:

@@ -44,3 +44,81 @@ def test_custom_message_is_rendered_from_the_callback_context(make_conn: Any, re
     )
     notifier(context())
     assert requests_mock.request_history[0].json()["message"] == "nightly_load needs you (2)"
+
+
+def test_default_deadline_message_names_dag_run_and_deadline_in_one_sms() -> None:
+    from datetime import datetime, timezone
+
+    from airflow_provider_sms.notifications.sms import default_message
+
+    text = default_message(
+        {
+            "dag_run": {"dag_id": "nightly_load", "dag_run_id": "scheduled__2030-01-01T00:00:00+00:00"},
+            "deadline": {"id": "d1", "deadline_time": datetime(2030, 1, 1, 2, 0, tzinfo=timezone.utc)},
+        }
+    )
+    assert (
+        text
+        == "Airflow DEADLINE MISSED: nightly_load run scheduled__2030-01-01T00:00:00+00:00, due 2030-01-01 02:00 UTC"
+    )
+    assert count_segments(text).segments == 1
+
+
+def test_default_hitl_message_gives_subject_reply_words_and_link_in_two_parts() -> None:
+    from airflow_provider_sms.notifications.sms import default_message
+
+    link = "https://airflow.example.com/dags/d/runs/r/tasks/approve/required_actions?map_index=-1"
+    task = SimpleNamespace(
+        subject="Publish the quarterly numbers for every region, with the long list of caveats? " * 3,
+        options=["Approve", "Reject"],
+        generate_link_to_ui_from_context=lambda context: link,
+    )
+    text = default_message({"task": task})
+    assert text.endswith(f"... Reply APPROVE or REJECT: {link}")
+    assert text.startswith("Publish the quarterly numbers")
+    assert count_segments(text).segments <= 2
+    no_link = SimpleNamespace(subject="Go?", options=["Yes", "No", "Later"], generate_link_to_ui_from_context=None)
+    assert default_message({"task": no_link}) == "Go? Reply YES or NO or LATER"
+
+
+def test_a_deadline_alert_texts_from_the_triggerer_without_blocking_its_loop(
+    make_conn: Any, requests_mock: Any
+) -> None:
+    """Run the notifier the way Airflow runs an ``AsyncCallback``: through its own ``CallbackTrigger``."""
+    import asyncio
+    import threading
+
+    import pytest
+
+    callback_module = pytest.importorskip("airflow.triggers.callback", reason="Deadline Alerts need Airflow 3.1")
+
+    make_conn("sms", "cloudware")
+    senders = []
+
+    def answer(request: Any, context: Any) -> dict:
+        senders.append(threading.current_thread())
+        return {"status": "success", "data": {"id": "1"}}
+
+    requests_mock.post(CLOUDWARE, json=answer)
+    trigger = callback_module.CallbackTrigger(
+        callback_path="airflow_provider_sms.notifications.sms.SmsNotifier",
+        callback_kwargs={
+            "sms_conn_id": "sms",
+            "to": ["+2348012345678"],
+            "context": {
+                "dag_run": {"dag_id": "nightly_load", "dag_run_id": "manual__1"},
+                "deadline": {"id": "d1", "deadline_time": "2030-01-01T02:00:00+00:00"},
+            },
+        },
+    )
+
+    async def run() -> list[dict]:
+        loop_thread = threading.current_thread()
+        events = [event.payload async for event in trigger.run()]
+        assert senders and all(thread is not loop_thread for thread in senders)
+        return events
+
+    events = asyncio.run(run())
+    assert [str(e["state"]) for e in events][-1].lower().endswith("success")
+    text = requests_mock.request_history[0].json()["message"]
+    assert text == "Airflow DEADLINE MISSED: nightly_load run manual__1, due 2030-01-01T02:00"

@@ -1,0 +1,187 @@
+"""Human-in-the-loop operators a person can answer by text (Airflow 3.1+).
+
+``SmsHITLOperator``, ``SmsApprovalOperator`` and ``SmsHITLBranchOperator`` are Airflow's own
+``HITLOperator``, ``ApprovalOperator`` and ``HITLBranchOperator`` that also text the question to the
+given phones and accept an SMS reply as the answer. They write the request as the standard operators
+do, send the text through the same hook send as ``SendSmsOperator``, and wait deferred (no worker slot)
+on ``SmsHITLTrigger`` for whichever comes first: an answer in Airflow's UI or a reply by SMS. Then the
+standard ``execute_complete`` runs: approve lets the downstream tasks run, reject skips them (or
+fails, with ``fail_on_reject``), a branch follows the option. On Airflow before 3.1 they raise a clear
+error when created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
+from airflow_provider_sms.core.errors import SmsError, SmsValidationError
+from airflow_provider_sms.core.templated import list_from_template
+from airflow_provider_sms.triggers.hitl import ANSWERED_BY, reference_for
+
+try:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLBranchOperator, HITLOperator
+
+    HITL_AVAILABLE = True
+except Exception:  # Airflow before 3.1 (or without the standard provider's human-in-the-loop support)
+    HITL_AVAILABLE = False
+
+# Reply words understood for an approval, besides the options' own names.
+APPROVAL_WORDS = {"yes": "Approve", "y": "Approve", "ok": "Approve", "no": "Reject", "n": "Reject"}
+ANSWERED_BY_DESCRIPTION = "Filled in by airflow-provider-sms when the answer comes by SMS (leave blank)"
+
+
+def reply_words(options: Sequence[str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """Reply word (lower case) -> option: each option's own name, plus ``extra``; unknown options refused."""
+    words = {option.lower(): option for option in options}
+    for word, option in (extra or {}).items():
+        if option not in options:
+            raise SmsValidationError(f"sms_answers maps {word!r} to {option!r}, which is not one of {list(options)}")
+        words[str(word).strip().lower()] = option
+    return words
+
+
+class _SmsAnswerable(BaseOperator):
+    """What the SMS human-in-the-loop operators add to Airflow's: the text out, and SMS answers back.
+
+    A ``BaseOperator`` itself (first in each operator's bases) so Airflow wraps its ``__init__`` as it
+    wraps every operator's.
+    """
+
+    sms_template_fields: Sequence[str] = ("sms_conn_id", "to", "message", "sender")
+    default_words: Mapping[str, str] = {}
+
+    def __init__(
+        self,
+        *,
+        sms_conn_id: str,
+        to: Any,
+        message: str | None = None,
+        sender: str | None = None,
+        sms_answers: Mapping[str, str] | None = None,
+        poll_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        from airflow.sdk import Param
+
+        params = dict(kwargs.pop("params", None) or {})
+        params.setdefault(ANSWERED_BY, Param("", type="string", description=ANSWERED_BY_DESCRIPTION))
+        super().__init__(params=params, **kwargs)  # type: ignore[call-arg]
+        self.sms_conn_id = sms_conn_id
+        self.to = to
+        self.message = message
+        self.sender = sender
+        self.poll_interval = poll_interval
+        self.sms_answers = reply_words(self.options, {**self.default_words, **(sms_answers or {})})  # type: ignore[attr-defined]
+
+    def execute(self, context: Context) -> Any:
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+        from airflow_provider_sms.core.phone import prepare_recipients
+        from airflow_provider_sms.hooks import get_sms_hook
+        from airflow_provider_sms.notifications.sms import hitl_message
+        from airflow_provider_sms.triggers.hitl import SmsHITLTrigger
+
+        op: Any = self
+        ti_id = context["task_instance"].id
+        upsert_hitl_detail(
+            ti_id=ti_id,
+            options=op.options,
+            subject=op.subject,
+            body=op.body,
+            defaults=op.defaults,
+            multiple=op.multiple,
+            params=op.serialized_params,
+            assigned_users=op.assigned_users,
+        )
+        timeout = datetime.now(timezone.utc) + op.response_timeout if op.response_timeout else None
+        op.hitl_summary_extra["timeout_datetime"] = timeout.isoformat() if timeout else None
+        asked_at = datetime.now(timezone.utc).replace(microsecond=0)
+        try:
+            hook = get_sms_hook(self.sms_conn_id)
+            phones, invalid = prepare_recipients(list_from_template(self.to), hook.default_region)
+            if invalid or not phones:
+                raise SmsValidationError(f"cannot text the question to {[r['to'] for r in invalid] or 'nobody'}")
+            ref = reference_for(str(ti_id))
+            text = self.message or hitl_message(op, context, ref=ref)
+            result = hook.send_sms(phones, text, sender=self.sender)
+        except SmsValidationError as err:
+            raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+        except SmsError as err:  # the question can still be answered in the UI
+            op.log.warning("could not text the question (%s); it can still be answered in the UI", err)
+        else:
+            op.log.info("asked by SMS: %s", result.summary())
+        for notifier in op.notifiers:
+            notifier(context)
+        op.defer(
+            trigger=SmsHITLTrigger(
+                ti_id=str(ti_id),
+                sms_conn_id=self.sms_conn_id,
+                from_numbers=phones,
+                answers=self.sms_answers,
+                options=op.options,
+                defaults=op.defaults,
+                multiple=op.multiple,
+                params_input=op.params.dump(),
+                since=asked_at.isoformat(),
+                timeout_datetime=timeout.isoformat() if timeout else None,
+                poll_interval=self.poll_interval,
+                ref=ref,
+            ),
+            method_name="execute_complete",
+        )
+
+
+_SMS_DOC = """
+    :param sms_conn_id: the connection that sends the question and lists the replies (Cellcast or
+        Cloudware). (templated)
+    :param to: the phones to ask (and the only ones whose replies count). (templated)
+    :param message: the text; defaults to the subject, the words to reply with, the question's
+        four-digit reference and the link to the request's page, in at most two SMS parts. With several
+        questions pending for one phone, a reply naming the reference ("YES 4821") answers that one; a
+        reply naming none answers the latest. (templated)
+    :param sender: sender ID; defaults to the connection's. (templated)
+    :param sms_answers: more reply words, each mapped to an option (``{"later": "Reject"}``); every
+        option's own name is understood, whole words, any case.
+    :param poll_interval: seconds between inbox polls (shared with every other waiter on the inbox).
+"""
+
+
+def _unavailable(name: str) -> type:
+    class Unavailable:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError(f"{name} needs Airflow 3.1 or later (human-in-the-loop operators)")
+
+    Unavailable.__name__ = Unavailable.__qualname__ = name
+    return Unavailable
+
+
+if HITL_AVAILABLE:
+
+    class SmsHITLOperator(_SmsAnswerable, HITLOperator):  # type: ignore[misc]
+        __doc__ = "``HITLOperator`` that also texts the question and takes an SMS reply as the answer.\n" + _SMS_DOC
+
+        template_fields: Sequence[str] = (*HITLOperator.template_fields, *_SmsAnswerable.sms_template_fields)
+
+    class SmsApprovalOperator(_SmsAnswerable, ApprovalOperator):  # type: ignore[misc]
+        __doc__ = (
+            "``ApprovalOperator`` that also texts the question; a reply of APPROVE (or YES, Y, OK) approves, "
+            "REJECT (or NO, N) rejects.\n" + _SMS_DOC
+        )
+
+        template_fields: Sequence[str] = (*ApprovalOperator.template_fields, *_SmsAnswerable.sms_template_fields)
+        default_words = APPROVAL_WORDS
+
+    class SmsHITLBranchOperator(_SmsAnswerable, HITLBranchOperator):  # type: ignore[misc]
+        __doc__ = "``HITLBranchOperator`` that also texts the question and takes an SMS reply as the answer.\n" + (
+            _SMS_DOC
+        )
+
+        template_fields: Sequence[str] = (*HITLBranchOperator.template_fields, *_SmsAnswerable.sms_template_fields)
+
+else:
+    SmsHITLOperator = _unavailable("SmsHITLOperator")  # type: ignore[misc,assignment]
+    SmsApprovalOperator = _unavailable("SmsApprovalOperator")  # type: ignore[misc,assignment]
+    SmsHITLBranchOperator = _unavailable("SmsHITLBranchOperator")  # type: ignore[misc,assignment]

@@ -1,0 +1,184 @@
+"""One real Airflow for the demo and the end-to-end tests: API server, scheduler, DAG processor, triggerer.
+
+``RealAirflow`` starts the four components once (LocalExecutor, a throwaway SQLite database), each in
+its own process group with its log under ``logs_dir``, and drives them through Airflow's REST API:
+trigger runs, read their states, answer human-in-the-loop requests. ``stop()`` ends every process it
+started. Scheduled runs are off (``use_job_schedule``): only the runs asked for happen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def free_port(preferred: int = 0) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RealAirflow:
+    """An Airflow 3 of its own under ``home``, reading DAGs from ``dags_folder``.
+
+    :param connections: conn id -> connection dict, set as ``AIRFLOW_CONN_*`` for every component.
+    :param env: more environment (``AIRFLOW_VAR_*``, options).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        *,
+        connections: dict[str, dict[str, Any]],
+        env: dict[str, str] | None = None,
+        logs_dir: Path | None = None,
+    ) -> None:
+        self.home = home
+        self.logs_dir = logs_dir or home / "component-logs"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            **(env or {}),
+        }
+        for conn_id, conn in connections.items():
+            self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+        self.binary = str(Path(sys.executable).with_name("airflow"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.http = requests.Session()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> RealAirflow:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([self.binary, "db", "migrate"], env=self.env, check=True, capture_output=True)  # noqa: S603
+        for component in COMPONENTS:
+            log = (self.logs_dir / f"{component}.log").open("wb")
+            process = subprocess.Popen(  # noqa: S603
+                [self.binary, component], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            self.processes.append(process)
+        return self
+
+    def wait_until_ready(self, dag_ids: list[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process, component in zip(self.processes, COMPONENTS, strict=True):
+                if process.poll() is not None:
+                    raise RuntimeError(f"airflow {component} exited; see {self.logs_dir / (component + '.log')}")
+            try:
+                health = self.http.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+                listed = self.http.get(f"{self.url}/api/v2/dags", params={"limit": 100}, timeout=5).json()
+            except (requests.RequestException, ValueError):
+                time.sleep(1)
+                continue
+            parsed = {d["dag_id"] for d in listed.get("dags", [])}
+            healthy = all(health.get(c, {}).get("status") == "healthy" for c in ("scheduler", "triggerer"))
+            if healthy and set(dag_ids) <= parsed:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"Airflow did not become ready; see the component logs under {self.logs_dir}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    # --- the REST API ------------------------------------------------------------------------------
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Start a run now (with a logical date, as the UI's trigger form gives one); return its run id."""
+        body = {"logical_date": datetime.now(timezone.utc).isoformat(), "conf": conf or {}}
+        answer = self.http.post(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=30)
+        answer.raise_for_status()
+        return str(answer.json()["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        answer = self.http.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=30)
+        return str(answer.json().get("state"))
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        answer = self.http.get(
+            f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}, timeout=30
+        )
+        return {ti["task_id"]: ti["state"] for ti in answer.json().get("task_instances", [])}
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                return state
+            time.sleep(1)
+        raise TimeoutError(f"{dag_id} run {run_id} did not finish; tasks: {self.task_states(dag_id, run_id)}")
+
+    def wait_for_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.task_states(dag_id, run_id).get(task_id) == state:
+                return
+            time.sleep(1)
+        raise TimeoutError(f"{dag_id}.{task_id} never reached {state}: {self.task_states(dag_id, run_id)}")
+
+    def hitl_path(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        return f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        answer = self.http.get(self.hitl_path(dag_id, run_id, task_id), timeout=30)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def answer_in_ui(self, dag_id: str, run_id: str, task_id: str, options: list[str], params: dict) -> int:
+        """Answer a human-in-the-loop request as a UI user would; return the HTTP status."""
+        body = {"chosen_options": options, "params_input": params}
+        return self.http.patch(self.hitl_path(dag_id, run_id, task_id), json=body, timeout=30).status_code
+
+    def task_log_lines(self, dag_id: str, run_id: str, logger_part: str = "airflow_provider_sms") -> list[str]:
+        """Our provider's log lines from a run's task logs: what each task sent or received."""
+        lines = []
+        run_dir = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        for path in sorted(run_dir.glob("task_id=*/**/*.log")):
+            task = path.relative_to(run_dir).parts[0][len("task_id=") :]
+            for raw in path.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    continue
+                if logger_part in str(entry.get("logger", "")) and entry.get("level") in ("info", "warning"):
+                    lines.append(f"{task}: {entry.get('event')}")
+        return lines
