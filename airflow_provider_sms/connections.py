@@ -17,6 +17,13 @@ _TIMEOUT = {
 
 _HIDDEN = ["schema", "login", "port", "extra"]
 
+_WEBHOOK_SECRET = {
+    "label": "Webhook secret",
+    "schema": {"type": ["string", "null"], "format": "password"},
+    "description": "Required on every call to /sms/webhooks/<conn_id>/... (Airflow 3): put it in the URL you "
+    "register with the provider as ?secret=..., or as the HTTP Basic password. Blank turns the webhooks off.",
+}
+
 
 def _sender(example: str) -> dict[str, Any]:
     return {
@@ -40,6 +47,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
                 "description": "Region for numbers given without a country code (Cellcast sends to 61 only).",
             },
             "timeout": _TIMEOUT,
+            "webhook_secret": _WEBHOOK_SECRET,
         },
         "ui-field-behaviour": {
             "hidden-fields": _HIDDEN,
@@ -64,6 +72,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
                 "description": "Optional region for numbers given without a country code.",
             },
             "timeout": _TIMEOUT,
+            "webhook_secret": _WEBHOOK_SECRET,
         },
         "ui-field-behaviour": {
             "hidden-fields": _HIDDEN,
@@ -86,6 +95,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
                 "description": "Optional region for numbers given without a country code.",
             },
             "timeout": _TIMEOUT,
+            "webhook_secret": _WEBHOOK_SECRET,
         },
         "ui-field-behaviour": {
             "hidden-fields": _HIDDEN,
@@ -98,15 +108,16 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
 
 def form_widgets(conn_type: str) -> dict[str, Any]:
     """wtforms widgets for Airflow 2.11's connection form, built from ``CONNECTION_TYPES``."""
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
     from flask_babel import lazy_gettext
-    from wtforms import StringField
+    from wtforms import PasswordField, StringField
 
-    fields = CONNECTION_TYPES[conn_type]["conn-fields"]
-    return {
-        name: StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec.get("description"))
-        for name, spec in fields.items()
-    }
+    widgets = {}
+    for name, spec in CONNECTION_TYPES[conn_type]["conn-fields"].items():
+        secret = spec["schema"].get("format") == "password"
+        field, widget = (PasswordField, BS3PasswordFieldWidget) if secret else (StringField, BS3TextFieldWidget)
+        widgets[name] = field(lazy_gettext(spec["label"]), widget=widget(), description=spec.get("description"))
+    return widgets
 
 
 def field_behaviour(conn_type: str) -> dict[str, Any]:

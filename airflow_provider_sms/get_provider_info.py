@@ -40,11 +40,20 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sms.sensors.inbound"]}],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_sms.sensors.inbound", "airflow_provider_sms.sensors.delivery"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_provider_sms.triggers.inbound", "airflow_provider_sms.triggers.hitl"],
+                "python-modules": [
+                    "airflow_provider_sms.triggers.inbound",
+                    "airflow_provider_sms.triggers.hitl",
+                    "airflow_provider_sms.triggers.delivery",
+                ],
             }
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],

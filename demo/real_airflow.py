@@ -3,7 +3,13 @@
 ``RealAirflow`` starts the four components once (LocalExecutor, a throwaway SQLite database), each in
 its own process group with its log under ``logs_dir``, and drives them through Airflow's REST API:
 trigger runs, read their states, answer human-in-the-loop requests. ``stop()`` ends every process it
-started. Scheduled runs are off (``use_job_schedule``): only the runs asked for happen.
+started.
+
+Only the runs asked for happen. Without ``scheduling`` the scheduler creates no runs of its own
+(``use_job_schedule`` off). With it (what asset-scheduled DAGs, such as the SMS webhook ones, need),
+DAGs start paused; ``trigger`` unpauses the DAG it runs, giving a time-scheduled DAG's run the logical
+date of its next scheduled run so the scheduler does not add one, and ``unpause`` lets an
+asset-scheduled DAG run on its events.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class RealAirflow:
         connections: dict[str, dict[str, Any]],
         env: dict[str, str] | None = None,
         logs_dir: Path | None = None,
+        scheduling: bool = False,
+        components: tuple[str, ...] = COMPONENTS,
     ) -> None:
         self.home = home
         self.logs_dir = logs_dir or home / "component-logs"
@@ -59,14 +67,14 @@ class RealAirflow:
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(scheduling),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(scheduling),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             **(env or {}),
         }
@@ -75,6 +83,8 @@ class RealAirflow:
         self.binary = str(Path(sys.executable).with_name("airflow"))
         self.processes: list[subprocess.Popen[bytes]] = []
         self.http = requests.Session()
+        self.scheduling = scheduling
+        self.components = components
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -82,7 +92,7 @@ class RealAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run([self.binary, "db", "migrate"], env=self.env, check=True, capture_output=True)  # noqa: S603
-        for component in COMPONENTS:
+        for component in self.components:
             log = (self.logs_dir / f"{component}.log").open("wb")
             process = subprocess.Popen(  # noqa: S603
                 [self.binary, component], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -93,7 +103,7 @@ class RealAirflow:
     def wait_until_ready(self, dag_ids: list[str], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for process, component in zip(self.processes, COMPONENTS, strict=True):
+            for process, component in zip(self.processes, self.components, strict=True):
                 if process.poll() is not None:
                     raise RuntimeError(f"airflow {component} exited; see {self.logs_dir / (component + '.log')}")
             try:
@@ -103,7 +113,8 @@ class RealAirflow:
                 time.sleep(1)
                 continue
             parsed = {d["dag_id"] for d in listed.get("dags", [])}
-            healthy = all(health.get(c, {}).get("status") == "healthy" for c in ("scheduler", "triggerer"))
+            needed = [c for c in ("scheduler", "triggerer") if c in self.components]
+            healthy = all(health.get(c, {}).get("status") == "healthy" for c in needed)
             if healthy and set(dag_ids) <= parsed:
                 return
             time.sleep(1)
@@ -123,10 +134,27 @@ class RealAirflow:
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Start a run now (with a logical date, as the UI's trigger form gives one); return its run id."""
-        body = {"logical_date": datetime.now(timezone.utc).isoformat(), "conf": conf or {}}
+        logical_date = datetime.now(timezone.utc).isoformat()
+        if self.scheduling:  # take the place of the run the scheduler would add on unpausing
+            dag = self.http.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30).json()
+            logical_date = dag.get("next_dagrun_logical_date") or logical_date
+        body = {"logical_date": logical_date, "conf": conf or {}}
         answer = self.http.post(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=30)
         answer.raise_for_status()
+        if self.scheduling:
+            self.unpause(dag_id)
         return str(answer.json()["dag_run_id"])
+
+    def unpause(self, dag_id: str) -> None:
+        answer = self.http.patch(f"{self.url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30)
+        answer.raise_for_status()
+
+    def runs_of(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of a DAG (asset-triggered ones included), oldest first."""
+        answer = self.http.get(
+            f"{self.url}/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 100}, timeout=30
+        )
+        return list(answer.json().get("dag_runs", []))
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         answer = self.http.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=30)

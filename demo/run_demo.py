@@ -6,8 +6,10 @@ started once and shared by every step. It triggers each example DAG through Airf
 the text messages as the recipients would (the approvers say YES, the team answers the survey, the
 on-call acknowledges), waits for every run, and prints what each task did, what the sandbox sent and
 received (the deadline alert and the approval request among it), and how many polls the waiting
-cost: the deferred waits share one poll of the inbox in the triggerer. It stops everything it
-started; with ``--serve`` it keeps the sandbox up for a person to browse.
+cost: the deferred waits share one poll of the inbox in the triggerer. Last, the sandbox calls the
+SMS webhook on the Airflow API server with a reply, as Cloudware would, and the DAG scheduled on the
+reply asset runs with no polling at all. It stops everything it started; with ``--serve`` it keeps
+the sandbox and Airflow up for a person to browse (a reply typed on the sandbox page runs that DAG).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from demo.real_airflow import RealAirflow, free_port  # noqa: E402
 HOME = ROOT / ".demo"
 AIRFLOW_HOME = HOME / "airflow"
 TOKEN = "sandbox-token"  # noqa: S105 - the sandbox accepts any token; this one is for show
+WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - the secret the webhook URLs carry
+WEBHOOK_CUSTOMER = "+61400000051"
 APPROVER = "+61400000001"
 # Who answers what, and how many seconds after being asked: the sensors wait across several polls.
 APPROVER_ANSWER = {APPROVER: ("YES", 6)}
@@ -52,6 +56,7 @@ RUNS: list[tuple[str, dict[str, Any] | None, str, str]] = [
     ("sms_approval", None, "success", "an approval (human-in-the-loop) answered by text message"),
     ("deadline_alert", {"work_seconds": 30}, "success", "a run misses its deadline: the triggerer texts on-call"),
     ("oncall_escalation", None, "success", "page the primary on-call, who acknowledges by text"),
+    ("delivery_report", None, "success", "reminders, then a deferred wait for delivery reports (one bounces)"),
 ]
 
 
@@ -92,6 +97,30 @@ def summarize(server: Any, polls: int, waited: float) -> None:
     )
 
 
+def webhook_step(airflow: RealAirflow, server: Any) -> bool:
+    """A reply pushed by the sandbox's webhook becomes an asset event; the DAG scheduled on it runs."""
+    url = f"{airflow.url}/sms/webhooks/cloudware_default/inbound?secret={WEBHOOK_SECRET}"
+    server.webhooks.configure("cloudware", inbound=url, status=None)
+    print(
+        f"\nWebhook: the sandbox now calls {url.split('?')[0]} for every Cloudware reply;"
+        f" {WEBHOOK_CUSTOMER} texts 'Is my order ready?'",
+        flush=True,
+    )
+    server.store.add_message(
+        direction="in", provider="cloudware", phone=WEBHOOK_CUSTOMER, text="Is my order ready?", status="received"
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        runs = [r for r in airflow.runs_of("reply_webhook") if r["state"] in ("success", "failed")]
+        if runs:
+            answer = [m["text"] for m in server.store.all(phone=WEBHOOK_CUSTOMER) if m["direction"] == "out"]
+            print(f"> reply_webhook: {runs[0]['state']} ({runs[0]['run_type']} run); it answered {answer}")
+            return bool(runs[0]["state"] == "success")
+        time.sleep(1)
+    print("> reply_webhook: no run within 90s; see the api-server and scheduler logs")
+    return False
+
+
 def wait_for_runs(airflow: RealAirflow, runs: dict[str, str], timeout: float = 240) -> dict[str, str]:
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
@@ -124,7 +153,7 @@ def main() -> int:
             "conn_type": conn_type,
             "host": server.url,
             "password": TOKEN,
-            "extra": {"country_code": "61"},
+            "extra": {"country_code": "61", "webhook_secret": WEBHOOK_SECRET},
         }
         for conn_type in ("cellcast", "clickatell", "cloudware")
     }
@@ -134,6 +163,7 @@ def main() -> int:
         connections=connections,
         env={"AIRFLOW_VAR_REPORT_DEADLINE_SECONDS": "10"},
         logs_dir=HOME / "logs",
+        scheduling=True,
     )
     stop = threading.Event()
     repliers: list[Callable[[], None]] = [
@@ -147,7 +177,9 @@ def main() -> int:
     try:
         print("Starting Airflow (API server, scheduler, DAG processor, triggerer) once for every step ...", flush=True)
         airflow.start()
-        airflow.wait_until_ready([dag_id for dag_id, *_ in RUNS])
+        airflow.wait_until_ready([*(dag_id for dag_id, *_ in RUNS), "reply_webhook"])
+        airflow.unpause("reply_webhook")
+        server.store.settings.delivery.update({"sent_after": 2, "final_after": 5})
         print(f"Airflow is up at {airflow.url} after {time.monotonic() - started:.0f}s; triggering:", flush=True)
         runs: dict[str, str] = {}
         for dag_id, conf, _expected, what in RUNS:
@@ -175,8 +207,13 @@ def main() -> int:
                     print(f"    task {task_id}: {task_state}")
         print(f"  task logs: {AIRFLOW_HOME / 'logs'}; component logs: {HOME / 'logs'}")
         summarize(server, polls, waited)
+        failures += not webhook_step(airflow, server)
         if args.serve:
-            print(f"\nOpen {server.url} to see the conversations and reply as a recipient. Ctrl-C stops.", flush=True)
+            print(
+                f"\nOpen {server.url} to see the conversations and reply as a recipient: a Cloudware reply"
+                f" goes through the webhook and runs reply_webhook (Airflow UI: {airflow.url}). Ctrl-C stops.",
+                flush=True,
+            )
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

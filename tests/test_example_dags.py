@@ -25,8 +25,10 @@ EXPECTED = {
     "oncall_escalation",
     "sms_approval",
     "deadline_alert",
+    "delivery_report",
+    "reply_webhook",
 }
-AIRFLOW_3_ONLY = {"inbound_asset_watcher", "sms_approval", "deadline_alert"}
+AIRFLOW_3_ONLY = {"inbound_asset_watcher", "sms_approval", "deadline_alert", "reply_webhook"}
 
 
 def load_dag(name: str) -> Any:

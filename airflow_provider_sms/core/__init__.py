@@ -27,6 +27,7 @@ _EXPORTS = {
     "normalize_number": "phone",
     "prepare_recipients": "phone",
     "split_recipients": "phone",
+    "DeliveryReport": "results",
     "InboundMessage": "results",
     "SendResult": "results",
 }
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
         SmsValidationError,
     )
     from airflow_provider_sms.core.phone import normalize_number, prepare_recipients, split_recipients
-    from airflow_provider_sms.core.results import InboundMessage, SendResult
+    from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
 
 
 def __getattr__(name: str) -> Any:
@@ -59,6 +60,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DeliveryReport",
     "InboundMessage",
     "SegmentInfo",
     "SendResult",

@@ -1,6 +1,7 @@
-"""Normalized result types: ``SendResult`` for every send and ``InboundMessage`` for every reply.
+"""Normalized result types: ``SendResult`` for every send, ``InboundMessage`` for every reply and
+``DeliveryReport`` for what became of a sent message.
 
-Both are plain dataclasses with a JSON-safe ``to_dict()``; that dict is what operators push to XCom and
+All three are plain dataclasses with a JSON-safe ``to_dict()``; that dict is what operators push to XCom and
 what sensors return, so downstream tasks never see provider-specific shapes.
 """
 
@@ -151,6 +152,63 @@ class InboundMessage:
             to_number=data.get("to_number"),
             text=data["text"],
             received_at=datetime.fromisoformat(data["received_at"]),
+            raw=dict(data.get("raw") or {}),
+        )
+
+
+# The delivery statuses every provider's reports are mapped to; the last five are final.
+DELIVERY_STATUSES = ("queued", "sent", "unknown", "delivered", "failed", "expired", "rejected", "unsubscribed")
+FINAL_STATUSES = frozenset({"delivered", "failed", "expired", "rejected", "unsubscribed"})
+UNDELIVERED_STATUSES = frozenset({"failed", "expired", "rejected", "unsubscribed"})
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What a provider says became of one sent message.
+
+    :param status: one of ``DELIVERY_STATUSES``: ``queued``, ``sent``, ``delivered``, ``failed``,
+        ``expired``, ``rejected``, ``unsubscribed`` (the recipient opted out) or ``unknown``.
+    :param provider_status: the provider's own word or code for it.
+    :param at: when the provider says it happened (aware UTC), or None when it does not say.
+    :param raw: the provider's record as it came.
+    """
+
+    provider: str
+    message_id: str
+    to: str | None
+    status: str
+    provider_status: str | None = None
+    at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.status not in DELIVERY_STATUSES:
+            raise ValueError(f"{self.status!r} is not a delivery status; use one of {', '.join(DELIVERY_STATUSES)}")
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "message_id": self.message_id,
+            "to": self.to,
+            "status": self.status,
+            "provider_status": self.provider_status,
+            "at": self.at.astimezone(timezone.utc).isoformat() if self.at else None,
+            "raw": dict(self.raw),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeliveryReport:
+        return cls(
+            provider=data["provider"],
+            message_id=data["message_id"],
+            to=data.get("to"),
+            status=data["status"],
+            provider_status=data.get("provider_status"),
+            at=datetime.fromisoformat(data["at"]) if data.get("at") else None,
             raw=dict(data.get("raw") or {}),
         )
 

@@ -31,3 +31,19 @@ def parse_timestamp(value: str | datetime) -> datetime:
         if not isinstance(parsed, datetime):
             raise ValueError(f"{value!r} is not a date and time") from None
         return as_utc(parsed)
+
+
+def timestamp_or_none(value: object) -> datetime | None:
+    """A provider's time as aware UTC: ISO-8601 text, or epoch seconds or milliseconds; None if unreadable."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        return parse_timestamp(str(value))
+    except (ValueError, OverflowError):
+        return None

@@ -20,7 +20,7 @@ from airflow_provider_sms.core.errors import SmsAuthError, SmsError, SmsUnsuppor
 from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT, DEFAULT_THRESHOLD, SendGuard
 from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
 from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, prepare, run
-from airflow_provider_sms.core.results import InboundMessage, SendResult
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
 from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, validate_sender
 
 SendAt = datetime | str | timedelta | None
@@ -52,6 +52,8 @@ class SmsHook(BaseHook):
     max_segments: ClassVar[int] = DEFAULT_MAX_SEGMENTS
     requests_per_second: ClassVar[float | None] = None
     supports_send_at: ClassVar[bool] = True
+    # The furthest delivery status this provider reports: Cloudware's reports stop at "sent".
+    last_delivery_status: ClassVar[str] = "delivered"
 
     def __init__(
         self,
@@ -270,7 +272,13 @@ class SmsHook(BaseHook):
             return {key: self.scrubbed(value) for key, value in item.items()}
         if isinstance(item, list):
             return [self.scrubbed(value) for value in item]
-        return self.client.redact(item) if isinstance(item, str) else item
+        return self.redact(item) if isinstance(item, str) else item
+
+    def redact(self, text: str) -> str:
+        """``text`` with the connection's token replaced by ``***`` (no client or request needed)."""
+        from airflow_provider_sms.core.http import redact
+
+        return redact(text, [str(self.connection.password or "")])
 
     def iter_messages(
         self, *, since: datetime | str | None = None, stop_at: float | None = None, known: Collection[str] = ()
@@ -280,6 +288,28 @@ class SmsHook(BaseHook):
             f"{self.hook_name} has no API to list inbound messages; use a Cellcast or Cloudware connection",
             provider=self.provider,
         )
+
+    def get_delivery_reports(self, message_ids: Iterable[str]) -> list[DeliveryReport]:
+        """What became of sent messages, one ``DeliveryReport`` per id (``unknown`` where the provider
+        does not say)."""
+        raise SmsUnsupportedFeatureError(
+            f"{self.hook_name} has no API to read delivery reports; register the status webhook "
+            f"(/sms/webhooks/{self.conn_id}/status) and schedule a DAG on sms_status_asset({self.conn_id!r})",
+            provider=self.provider,
+        )
+
+    def parse_webhook(self, payload: Any) -> tuple[list[InboundMessage], list[DeliveryReport]]:
+        """The replies and delivery reports in one webhook call's payload, in our types.
+
+        Unknown fields are ignored; an item that cannot be read is skipped.
+        """
+        raise SmsUnsupportedFeatureError(f"{self.hook_name} does not send webhooks", provider=self.provider)
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The secret every webhook call for this connection must carry (extra ``webhook_secret``)."""
+        secret = self._extra("webhook_secret")
+        return str(secret) if secret else None
 
     def check_lists_inbound(self) -> None:
         """Raise a clear error when this provider has no API to list inbound messages (Clickatell)."""

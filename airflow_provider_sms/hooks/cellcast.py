@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from airflow_provider_sms.core.answers import require_success
-from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsValidationError
+from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsRejectedError, SmsValidationError
 from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.phone import SentNumbers, region_for_country_code
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
-from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, derive_message_id
+from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp, timestamp_or_none
 from airflow_provider_sms.core.validation import MMS_MAX_CHARS, load_mms_media, validate_gif_url
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
@@ -31,6 +32,23 @@ GATEWAY = "/api/v1/gateway"
 CHAT = "/api/v1/chat"
 MMS = "/api/v1/gatewaymms"
 RESPONSES = "/api/v1/apiClient/getResponses"
+REPORT = "/api/v2/report/message"
+# Cellcast's delivery statuses (webhook and report; "delievered" is spelled so in its docs) -> ours.
+_DELIVERY = {
+    "queued": "queued",
+    "scheduled": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "delievered": "delivered",
+    "received": "delivered",
+    "expired": "expired",
+    "dead": "failed",
+    "failed": "failed",
+    "rejected": "rejected",
+    "blocked": "rejected",
+    "canceled": "rejected",
+    "cancelled": "rejected",
+}
 _AU = "+61"
 
 
@@ -241,6 +259,78 @@ class CellcastHook(SmsHook):
             raw=item,
         )
         return received_at, message
+
+    # --- delivery reports and webhooks ---------------------------------------------------------------
+
+    def get_delivery_reports(self, message_ids: Iterable[str]) -> list[DeliveryReport]:
+        """One ``GET /api/v2/report/message/{id}`` per message, paced under Cellcast's 15 calls a second.
+
+        A message Cellcast does not know (4xx) is reported ``unknown``; an opt-out (``replyStop``) is
+        ``unsubscribed``.
+        """
+        reports = []
+        for message_id in dict.fromkeys(str(m) for m in message_ids if m):
+            try:
+                reply = self.client.request("GET", f"{REPORT}/{quote(message_id, safe='')}")
+            except SmsRejectedError as err:
+                reports.append(DeliveryReport(self.provider, message_id, None, "unknown", raw={"error": str(err)}))
+                continue
+            body = reply.body if isinstance(reply.body, dict) else {}
+            data = body.get("data") if body.get("status") is True else None
+            if isinstance(data, dict):
+                reports.append(self._report(data, message_id))
+            else:
+                reports.append(DeliveryReport(self.provider, message_id, None, "unknown", raw=self.scrubbed(body)))
+        return reports
+
+    def _report(self, record: dict[str, Any], message_id: str | None = None) -> DeliveryReport:
+        record = self.scrubbed(record)
+        word = str(record.get("status") or "")
+        opted_out = str(record.get("replyStop")).lower() in ("true", "1")
+        receiver = str(record.get("receiver") or "")
+        return DeliveryReport(
+            provider=self.provider,
+            message_id=str(record.get("_id") or message_id or ""),
+            to=self.number_or_raw(receiver) if receiver else None,
+            status="unsubscribed" if opted_out else _DELIVERY.get(word.lower(), "unknown"),
+            provider_status=word or None,
+            at=timestamp_or_none(record.get("updatedAt")),
+            raw=record,
+        )
+
+    def parse_webhook(self, payload: Any) -> tuple[list[InboundMessage], list[DeliveryReport]]:
+        """Cellcast's Receive URL (``type: receive``, or the older ``from``/``body`` form) and Status URL
+        (``type: send``) calls."""
+        messages, reports = [], []
+        for item in payload if isinstance(payload, list) else [payload]:
+            if not isinstance(item, dict):
+                continue
+            kind = str(item.get("type") or "").lower()
+            if kind == "receive":
+                item = self.scrubbed(item)
+                sender = self.number_or_raw(str(item.get("sender") or ""))
+                text = str(item.get("message") or "")
+                at = timestamp_or_none(item.get("received_at")) or datetime.now(timezone.utc)
+                receiver = str(item.get("receiver") or "")
+                messages.append(
+                    InboundMessage(
+                        provider=self.provider,
+                        message_id=str(item.get("_id") or "") or derive_message_id(sender, at, text),
+                        from_number=sender,
+                        to_number=self.number_or_raw(receiver) if receiver else None,
+                        text=text,
+                        received_at=at,
+                        raw=item,
+                    )
+                )
+            elif "body" in item and "from" in item:
+                try:
+                    messages.append(self._read_item(item)[1])
+                except ValueError:
+                    continue
+            elif item.get("_id") and item.get("status"):
+                reports.append(self._report(item))
+        return messages, reports
 
     def check_credentials(self) -> None:
         self.client.request("GET", RESPONSES, params={"page": 1})

@@ -13,7 +13,7 @@ import contextlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
@@ -27,8 +27,8 @@ from airflow_provider_sms.core.errors import (
 )
 from airflow_provider_sms.core.phone import SentNumbers
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import SendResult
-from airflow_provider_sms.core.timestamps import as_utc
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, derive_message_id
+from airflow_provider_sms.core.timestamps import as_utc, timestamp_or_none
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
 MESSAGES = "/messages"
@@ -88,6 +88,30 @@ def parse_xml_answer(text: str) -> dict[str, Any]:
         )
     top = {name: root.findtext(name[0].upper() + name[1:]) for name in ("errorCode", "error", "errorDescription")}
     return {"messages": out, **top}
+
+
+def delivery_status(code: str, word: str = "") -> str:
+    """Clickatell's status code (1 unknown, 2-3 queued or scheduled, 4 sent to the supplier, 5-6
+    delivered or read, 20-29 errors with 21 "stopped by user", 100 routing error) as our status."""
+    if "expir" in word.lower():
+        return "expired"
+    number = int(code) if code.isdigit() else -1
+    if number in (2, 3):
+        return "queued"
+    if number == 4:
+        return "sent"
+    if number in (5, 6):
+        return "delivered"
+    if number == 21:
+        return "unsubscribed"
+    if 20 <= number <= 29 or number == 100:
+        return "failed"
+    return "unknown"
+
+
+def _number_or_text(value: Any) -> Any:
+    """A GET callback's ``timestamp`` arrives as text: epoch milliseconds stay numbers."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def _entries(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,6 +278,55 @@ class ClickatellHook(SmsHook):
                 meaning = _CODE_MEANING.get(str(code), SmsRejectedError.code)
                 result.add_rejected(number, meaning, str(reason), provider_code=code)
         return result
+
+    # --- webhooks (Clickatell has no API to read delivery reports) ------------------------------------
+
+    def parse_webhook(self, payload: Any) -> tuple[list[InboundMessage], list[DeliveryReport]]:
+        """Clickatell's reply callbacks (``event.moText[]``) and status callbacks (``messageId`` and
+        ``statusCode``, posted as JSON or sent as GET query parameters)."""
+        messages: list[InboundMessage] = []
+        reports: list[DeliveryReport] = []
+        for item in payload if isinstance(payload, list) else [payload]:
+            if not isinstance(item, dict):
+                continue
+            item = self.scrubbed(item)
+            event = item.get("event")
+            replies = event.get("moText") if isinstance(event, dict) else None
+            for reply in replies if isinstance(replies, list) else []:
+                if isinstance(reply, dict):
+                    messages.append(self._reply(reply))
+            if item.get("messageId") and item.get("statusCode") not in (None, ""):
+                reports.append(self._status(item))
+        return messages, reports
+
+    def _reply(self, reply: dict[str, Any]) -> InboundMessage:
+        sender = self.number_or_raw(str(reply.get("from") or ""))
+        text = str(reply.get("content") or "")
+        at = timestamp_or_none(reply.get("timestamp")) or datetime.now(timezone.utc)
+        to = str(reply.get("to") or "")
+        return InboundMessage(
+            provider=self.provider,
+            message_id=str(reply.get("messageId") or "") or derive_message_id(sender, at, text),
+            from_number=sender,
+            to_number=self.number_or_raw(to) if to else None,
+            text=text,
+            received_at=at,
+            raw=reply,
+        )
+
+    def _status(self, item: dict[str, Any]) -> DeliveryReport:
+        code = str(item.get("statusCode")).strip()
+        word = str(item.get("status") or "")
+        to = str(item.get("to") or "")
+        return DeliveryReport(
+            provider=self.provider,
+            message_id=str(item["messageId"]),
+            to=self.number_or_raw(to) if to else None,
+            status=delivery_status(code, word),
+            provider_status=f"{code} {word}".strip(),
+            at=timestamp_or_none(_number_or_text(item.get("timestamp"))),
+            raw=item,
+        )
 
     def check_credentials(self) -> None:
         """Post a request with no recipient: nothing can be sent, but a bad key answers 401/403."""

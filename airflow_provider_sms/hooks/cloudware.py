@@ -17,7 +17,7 @@ from airflow_provider_sms.core.answers import require_success
 from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError
 from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import InboundMessage, SendResult, derive_message_id
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, derive_message_id
 from airflow_provider_sms.core.timestamps import parse_timestamp
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
@@ -25,6 +25,7 @@ SEND = "/v1/sms/send"
 QUEUE = "/v1/sms/queue"
 MESSAGES = "/v1/sms/messages"
 RECEIVED = "message_received"
+SENT = "message_sent"
 
 
 class CloudwareHook(SmsHook):
@@ -45,6 +46,7 @@ class CloudwareHook(SmsHook):
     batch_limit = 1
     default_workers = 16
     supports_send_at = False
+    last_delivery_status = "sent"
 
     def __init__(self, cloudware_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(cloudware_conn_id, **kwargs)
@@ -118,17 +120,22 @@ class CloudwareHook(SmsHook):
         :param stop_at: a ``time.monotonic()`` deadline for the whole poll.
         :param known: ids of messages at exactly ``since`` already read by an earlier poll.
         """
-
-        def fetch(url: Hashable) -> Page:
-            reply = self.client.request("GET", str(url))
-            body = reply.body if isinstance(reply.body, dict) else {}
-            items, next_page = body.get("data"), body.get("next_page")
-            return Page(items if isinstance(items, list) else [], str(next_page) if next_page else None)
-
         cutoff = parse_timestamp(since) if since else None
         return read_listing(
-            fetch, MESSAGES, self._read_item, since=cutoff, provider=self.provider, known=known, stop_at=stop_at
+            self._fetch_page,
+            MESSAGES,
+            self._read_item,
+            since=cutoff,
+            provider=self.provider,
+            known=known,
+            stop_at=stop_at,
         )
+
+    def _fetch_page(self, url: Hashable) -> Page:
+        reply = self.client.request("GET", str(url))
+        body = reply.body if isinstance(reply.body, dict) else {}
+        items, next_page = body.get("data"), body.get("next_page")
+        return Page(items if isinstance(items, list) else [], str(next_page) if next_page else None)
 
     def _read_item(self, item: dict[str, Any]) -> tuple[datetime, InboundMessage | None]:
         item = self.scrubbed(item)
@@ -148,6 +155,63 @@ class CloudwareHook(SmsHook):
             raw=item,
         )
         return received_at, message
+
+    # --- delivery reports and webhooks ---------------------------------------------------------------
+
+    def get_delivery_reports(self, message_ids: Iterable[str]) -> list[DeliveryReport]:
+        """Read ``message_sent`` records from ``GET /v1/sms/messages`` (Cloudware reports a message as
+        sent, nothing further); ids not found within the listing's bounds are ``unknown``.
+
+        One listing read serves every id: paging stops once all of them were found.
+        """
+        wanted = dict.fromkeys(str(m) for m in message_ids if m)
+        found: dict[str, DeliveryReport] = {}
+
+        def read(item: dict[str, Any]) -> tuple[datetime, InboundMessage | None]:
+            when, message = self._read_item(item)
+            message_id = str(item.get("message_id") or "")
+            if item.get("type") == SENT and message_id in wanted:
+                found[message_id] = self._report(self.scrubbed(item), when)
+            return when, message
+
+        listed: set[str] = set()
+
+        def fetch(url: Hashable) -> Page:
+            page = self._fetch_page(url)
+            listed.update(str(i.get("message_id")) for i in page.items if isinstance(i, dict) and i.get("type") == SENT)
+            return Page(page.items, None if listed >= wanted.keys() else page.next)
+
+        for _ in read_listing(fetch, MESSAGES, read, since=None, provider=self.provider):
+            pass
+        return [found.get(m) or DeliveryReport(self.provider, m, None, "unknown") for m in wanted]
+
+    def _report(self, item: dict[str, Any], when: datetime | None) -> DeliveryReport:
+        to = str(item.get("to") or "")
+        return DeliveryReport(
+            provider=self.provider,
+            message_id=str(item.get("message_id") or ""),
+            to=self.number_or_raw(to) if to else None,
+            status="sent",
+            provider_status=SENT,
+            at=when,
+            raw=item,
+        )
+
+    def parse_webhook(self, payload: Any) -> tuple[list[InboundMessage], list[DeliveryReport]]:
+        """Cloudware's webhook calls: ``message_received`` (a reply) and ``message_sent`` (a report)."""
+        messages, reports = [], []
+        for item in payload if isinstance(payload, list) else [payload]:
+            if not isinstance(item, dict):
+                continue
+            try:
+                when, message = self._read_item(item)
+            except ValueError:
+                continue
+            if message is not None:
+                messages.append(message)
+            elif item.get("type") == SENT and item.get("message_id"):
+                reports.append(self._report(self.scrubbed(item), when))
+        return messages, reports
 
     def check_credentials(self) -> None:
         self.client.request("GET", MESSAGES)

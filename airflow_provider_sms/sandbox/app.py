@@ -7,8 +7,11 @@ Control API (JSON), for tests and demos:
 ``POST /_sandbox/faults`` (a ``Fault`` rule) and ``DELETE /_sandbox/faults``,
 ``POST /_sandbox/settings`` (``unsubscribed``, ``registered_senders``, ``balance``, ``tokens``,
 ``cellcast_rate_limit``),
-``GET /_sandbox/stats`` and ``POST /_sandbox/reset``. ``GET /`` shows the conversations with a form to
-reply as the recipient.
+``POST /_sandbox/delivery`` (``sent_after``, ``final_after`` seconds and ``outcomes``: number ->
+``delivered``/``failed``/``expired``/``rejected``/``unsubscribed``; see ``sandbox.delivery``),
+``GET``/``POST /_sandbox/webhooks`` (URLs the sandbox calls with replies and delivery reports; see
+``sandbox.webhooks``), ``GET /_sandbox/stats`` and ``POST /_sandbox/reset``. ``GET /`` shows the
+conversations, each message with its delivery status, and a form to reply as the recipient.
 
 Two guards keep a web page open in the same browser from driving the sandbox: the control API takes
 only ``Content-Type: application/json`` bodies (a cross-site form cannot send one), and every request
@@ -36,15 +39,18 @@ from airflow_provider_sms.sandbox.providers.cellcast import Cellcast
 from airflow_provider_sms.sandbox.providers.clickatell import Clickatell
 from airflow_provider_sms.sandbox.providers.cloudware import Cloudware
 from airflow_provider_sms.sandbox.store import Store, stamp
+from airflow_provider_sms.sandbox.webhooks import WebhookPusher
 
 PROVIDERS = ("cellcast", "clickatell", "cloudware")
 
 
-def reset_sandbox(store: Store, faults: Faults) -> None:
-    """Forget every message, setting, fault and statistic: the state of a fresh sandbox."""
+def reset_sandbox(store: Store, faults: Faults, webhooks: WebhookPusher | None = None) -> None:
+    """Forget every message, setting, fault, webhook and statistic: the state of a fresh sandbox."""
     store.reset()
     faults.clear()
     faults.reset_stats()
+    if webhooks is not None:
+        webhooks.reset()
 
 
 def _refuse_non_json(request: Request) -> Response | None:
@@ -84,13 +90,17 @@ class LoopbackHostOnly:
         await self.app(scope, receive, send)
 
 
-def create_app(store: Store, faults: Faults | None = None, *, loopback_only: bool = True) -> Any:
-    """Build the ASGI app over ``store``; ``faults`` holds the injected faults and the stats.
+def create_app(
+    store: Store, faults: Faults | None = None, *, loopback_only: bool = True, webhooks: WebhookPusher | None = None
+) -> Any:
+    """Build the ASGI app over ``store``; ``faults`` holds the injected faults and the stats, ``webhooks``
+    the URLs the sandbox calls.
 
     :param loopback_only: refuse requests whose ``Host`` is not a loopback name; turn off only when
         serving on another address on purpose.
     """
     faults = faults or Faults()
+    pusher = webhooks or WebhookPusher(store)
     cellcast, clickatell, cloudware = Cellcast(store), Clickatell(store), Cloudware(store)
 
     def inject(provider: str, sender: str, text: str, received_at: str | None = None) -> dict[str, Any]:
@@ -115,10 +125,9 @@ def create_app(store: Store, faults: Faults | None = None, *, loopback_only: boo
         rows = store.all(
             provider=request.query_params.get("provider"), phone=normalize_number(phone, "AU") if phone else None
         )
-        now = stamp()
+        plan = store.settings.delivery
         for row in rows:
-            if row["status"] == "scheduled" and row["scheduled_for"] and row["scheduled_for"] <= now:
-                row["status"] = "delivered"
+            row["status"] = plan.status(row)
         return JSONResponse({"messages": rows})
 
     async def add_inbound(request: Request) -> Response:
@@ -177,23 +186,52 @@ def create_app(store: Store, faults: Faults | None = None, *, loopback_only: boo
             current.tokens = None if body["tokens"] is None else set(body["tokens"])
         return JSONResponse({"unsubscribed": sorted(current.unsubscribed), "balance": current.balance})
 
+    async def delivery(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        plan = store.settings.delivery
+        try:
+            plan.update(body)
+        except (ValueError, TypeError, AttributeError, SmsValidationError) as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(dataclasses.asdict(plan))
+
+    async def show_webhooks(request: Request) -> Response:
+        return JSONResponse(pusher.describe())
+
+    async def set_webhooks(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            pusher.configure(
+                str(body.get("provider", "")), body.get("inbound"), body.get("status"), str(body.get("method", "POST"))
+            )
+        except ValueError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(pusher.describe())
+
     async def stats(request: Request) -> Response:
         return JSONResponse({**faults.stats(), "stored_messages": store.count()})
 
     async def reset(request: Request) -> Response:
         if (refused := _refuse_non_json(request)) is not None:
             return refused
-        reset_sandbox(store, faults)
+        reset_sandbox(store, faults, pusher)
         return JSONResponse({"reset": True})
 
     async def page(request: Request) -> Response:
-        return HTMLResponse(render_page(store.all(), stamp()))
+        plan = store.settings.delivery
+        rows = [{**row, "status": plan.status(row)} for row in store.all()]
+        return HTMLResponse(render_page(rows, stamp()))
 
     routes = [
         Route("/api/v1/gateway", cellcast.gateway, methods=["POST"]),
         Route("/api/v1/chat", cellcast.chat, methods=["POST"]),
         Route("/api/v1/gatewaymms", cellcast.mms, methods=["POST"]),
         Route("/api/v1/apiClient/getResponses", cellcast.responses, methods=["GET"]),
+        Route("/api/v2/report/message/{message_id}", cellcast.report, methods=["GET"]),
         Route("/messages", clickatell.messages, methods=["POST"]),
         Route("/v1/sms/send", cloudware.send, methods=["POST"]),
         Route("/v1/sms/queue", cloudware.queue, methods=["POST"]),
@@ -203,6 +241,9 @@ def create_app(store: Store, faults: Faults | None = None, *, loopback_only: boo
         Route("/_sandbox/faults", add_fault, methods=["POST"]),
         Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
         Route("/_sandbox/settings", settings, methods=["POST"]),
+        Route("/_sandbox/delivery", delivery, methods=["POST"]),
+        Route("/_sandbox/webhooks", show_webhooks, methods=["GET"]),
+        Route("/_sandbox/webhooks", set_webhooks, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/", page, methods=["GET"]),
@@ -210,5 +251,6 @@ def create_app(store: Store, faults: Faults | None = None, *, loopback_only: boo
     app = Starlette(routes=routes)
     app.state.store = store
     app.state.faults = faults
+    app.state.webhooks = pusher
     guarded = FaultMiddleware(app, faults)
     return LoopbackHostOnly(guarded) if loopback_only else guarded

@@ -16,7 +16,8 @@ _TEMPLATE = """<!doctype html>
  box-shadow:0 1px 3px #0002} .msg{margin:.4rem 0;padding:.5rem .8rem;border-radius:12px;max-width:80%}
  .out{background:#dcf1ff;margin-left:auto} .in{background:#e9f8e5}
  .meta{font-size:.75rem;color:#666} form{display:flex;gap:.5rem;margin-top:.6rem}
- input[type=text]{flex:1;padding:.4rem} .empty{color:#666}
+ input[type=text]{flex:1;padding:.4rem} .empty{color:#666} .status{font-weight:600}
+ .failed,.expired,.rejected,.unsubscribed{color:#b00020} .delivered{color:#1b7f3b}
 </style></head><body>
 <h1>SMS sandbox: {{ total }} message(s)</h1>
 <p class="meta">Cellcast, Clickatell and Cloudware APIs on this host. The page refreshes every 5 seconds.</p>
@@ -29,7 +30,7 @@ _TEMPLATE = """<!doctype html>
  <div class="msg {{ 'out' if m.direction == 'out' else 'in' }}">{{ m.text }}
   <div class="meta">{{ 'sent via' if m.direction == 'out' else 'received by' }} {{ m.provider }}
   · {{ m.ts[:19].replace('T', ' ') }} UTC · {{ m.segments }} part(s), {{ m.encoding }}
-  · {{ 'delivered' if m.status == 'scheduled' and m.scheduled_for <= now else m.status }}
+  · <span class="status {{ m.status }}">{{ m.status }}</span>
   {% if m.scheduled_for %}· scheduled for {{ m.scheduled_for[:16].replace('T', ' ') }} UTC{% endif %}</div></div>
  {% endfor %}
  <form onsubmit="return reply(this)">

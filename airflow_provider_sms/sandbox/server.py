@@ -10,6 +10,7 @@ from typing import Any
 from airflow_provider_sms.sandbox.app import create_app, reset_sandbox
 from airflow_provider_sms.sandbox.faults import Faults
 from airflow_provider_sms.sandbox.store import Store
+from airflow_provider_sms.sandbox.webhooks import WebhookPusher
 
 
 class SandboxServer:
@@ -23,12 +24,13 @@ class SandboxServer:
 
         self.store = Store(db)
         self.faults = Faults()
+        self.webhooks = WebhookPusher(self.store)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(
-            create_app(self.store, self.faults),
+            create_app(self.store, self.faults, webhooks=self.webhooks),
             log_level="error",
             access_log=False,
             lifespan="off",
@@ -46,7 +48,7 @@ class SandboxServer:
 
     def reset(self) -> None:
         """Back to a fresh sandbox: no messages, default settings, no faults, zeroed statistics."""
-        reset_sandbox(self.store, self.faults)
+        reset_sandbox(self.store, self.faults, self.webhooks)
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         self._thread.start()
@@ -58,6 +60,7 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        self.webhooks.stop()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_sms.sandbox.delivery import DeliveryPlan
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -33,6 +35,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_listing ON messages (provider, direction, ts DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, ts);
+CREATE INDEX IF NOT EXISTS messages_id ON messages (message_id);
 """
 
 _COLUMNS = (
@@ -79,6 +82,7 @@ class Settings:
     balance: int | None = None  # None: unlimited credit; otherwise SMS parts left
     tokens: set[str] | None = None  # None: any token in the documented form is accepted
     cellcast_rate_limit: int | None = 15  # calls a second, as documented; None turns the limit off
+    delivery: DeliveryPlan = field(default_factory=DeliveryPlan)  # how sent messages progress
 
 
 class Store:
@@ -176,6 +180,24 @@ class Store:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         return [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+
+    def find(self, provider: str, message_id: str) -> dict[str, Any] | None:
+        """The message ``message_id`` of ``provider``, or None."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM messages WHERE message_id = ? AND provider = ? LIMIT 1"  # noqa: S608
+        with self._lock:
+            row = self._db.execute(sql, (message_id, provider)).fetchone()
+        return dict(zip(_COLUMNS, row, strict=True)) if row else None
+
+    def after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Messages stored after ``seq``, oldest first (what is new since a reader last looked)."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(sql, (seq, limit)).fetchall()
+        return [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0])
 
     def count(self) -> int:
         with self._lock:

@@ -1,9 +1,11 @@
 """Real runs in a real Airflow 3 (API server, scheduler, DAG processor, triggerer) against the sandbox.
 
 What only a real deployment exercises: a Deadline Alert sent from the triggerer, an approval answered
-by text and recorded through Airflow's human-in-the-loop API, a text after a UI answer, and Airflow's
-own ApprovalOperator texting its request through ``SmsNotifier``. One Airflow serves the module; every
-run is triggered up front so they progress together, then each test plays its part.
+by text and recorded through Airflow's human-in-the-loop API, a text after a UI answer, Airflow's own
+ApprovalOperator texting its request through ``SmsNotifier``, a delivery wait deferred to the
+triggerer, and a reply pushed by the sandbox's webhook into the API server's plugin that becomes an
+asset event and starts the DAG scheduled on it. One Airflow serves the module; every run is triggered
+up front so they progress together, then each test plays its part.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ RUNS = {
     "ui_then_text": ("sms_approval", None),
     "deadline": ("deadline_alert", {"work_seconds": 25}),
     "notifier": ("hitl_sms_notifier", None),
+    "delivery": ("delivery_report", None),
 }
+WEBHOOK_SECRET = "e2e-webhook-secret-value"
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +40,18 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RealAirf
     from airflow_provider_sms.sandbox.server import SandboxServer
 
     dags = tmp_path_factory.mktemp("dags")
-    for source in (EXAMPLE_DAGS / "sms_approval.py", EXAMPLE_DAGS / "deadline_alert.py"):
-        (dags / source.name).symlink_to(source)
+    for name in ("sms_approval", "deadline_alert", "delivery_report", "reply_webhook"):
+        (dags / f"{name}.py").symlink_to(EXAMPLE_DAGS / f"{name}.py")
     (dags / "hitl_sms_notifier.py").symlink_to(Path(__file__).parent.parent / "dags" / "hitl_sms_notifier.py")
     with SandboxServer() as sandbox:
+        sandbox.store.settings.delivery.update({"sent_after": 1, "final_after": 2})
         conns = {
-            f"{kind}_default": {"conn_type": kind, "host": sandbox.url, "password": "real-airflow-token"}
+            f"{kind}_default": {
+                "conn_type": kind,
+                "host": sandbox.url,
+                "password": "real-airflow-token",
+                "extra": {"country_code": "61", "webhook_secret": WEBHOOK_SECRET},
+            }
             for kind in ("cellcast", "cloudware")
         }
         real = RealAirflow(
@@ -49,9 +59,10 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RealAirf
             dags,
             connections=conns,
             env={"AIRFLOW_VAR_REPORT_DEADLINE_SECONDS": "5"},
+            scheduling=True,
         ).start()
         try:
-            real.wait_until_ready(["sms_approval", "deadline_alert", "hitl_sms_notifier"])
+            real.wait_until_ready([*{dag_id for dag_id, _ in RUNS.values()}, "reply_webhook"])
             runs = {name: real.trigger(dag_id, conf) for name, (dag_id, conf) in RUNS.items()}
             yield real, sandbox, runs
         finally:
@@ -149,3 +160,34 @@ def test_airflows_own_approval_operator_texts_its_request_through_the_notifier(a
     real.wait_for_task_state("hitl_sms_notifier", run_id, "approve", "awaiting_input")
     assert real.answer_in_ui("hitl_sms_notifier", run_id, "approve", ["Approve"], {}) == 200
     assert real.wait_for_run("hitl_sms_notifier", run_id) == "success"
+
+
+def test_a_delivery_wait_deferred_to_the_triggerer_reports_who_was_not_reached(airflow: Any) -> None:
+    real, _sandbox, runs = airflow
+    assert real.wait_for_run("delivery_report", runs["delivery"]) == "success"
+    states = real.task_states("delivery_report", runs["delivery"])
+    assert states == {"send_reminders": "success", "wait_for_delivery": "success", "not_reached": "success"}
+    lines = real.task_log_lines("delivery_report", runs["delivery"], logger_part="")
+    assert any("delivery: 2 delivered, 1 undelivered" in line for line in lines)
+
+
+def test_a_reply_pushed_by_webhook_starts_the_dag_scheduled_on_its_asset(airflow: Any) -> None:
+    real, sandbox, _runs = airflow
+    phone = "+61400000051"
+    real.unpause("reply_webhook")
+    url = f"{real.url}/sms/webhooks/cloudware_default/inbound?secret={WEBHOOK_SECRET}"
+    sandbox.webhooks.configure("cloudware", inbound=url, status=None)
+    sandbox.store.add_message(direction="in", provider="cloudware", phone=phone, text="STATUS?", status="received")
+    thanks = wait_for(lambda: texts_to(sandbox, phone), what="the DAG's acknowledgement")
+    assert [m["text"] for m in thanks] == ["Thanks, we got your reply."]
+    (run,) = wait_for(lambda: [r for r in real.runs_of("reply_webhook") if r["state"] == "success"], what="the run")
+    assert run["run_type"] == "asset_triggered"
+    events = real.http.get(f"{real.url}/api/v2/assets/events", params={"limit": 10}, timeout=30).json()
+    (event,) = [e for e in events["asset_events"] if e["uri"] == "sms://cloudware_default/inbound"]
+    assert event["extra"]["message"]["from_number"] == phone and event["extra"]["message"]["text"] == "STATUS?"
+    attempts = sandbox.webhooks.describe()["attempts"]
+    assert [a["outcome"] for a in attempts] == [200] and WEBHOOK_SECRET not in str(attempts)
+    wrong = real.http.post(url.replace(WEBHOOK_SECRET, "guess"), json={}, timeout=30)
+    assert wrong.status_code == 404
+    api_server_log = (real.logs_dir / "api-server.log").read_text(errors="replace")
+    assert WEBHOOK_SECRET not in api_server_log

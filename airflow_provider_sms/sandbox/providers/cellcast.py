@@ -19,7 +19,14 @@ from airflow_provider_sms.core.encoding import count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
 from airflow_provider_sms.core.validation import validate_sender
-from airflow_provider_sms.sandbox.providers.common import PAGE_SIZE, bearer_ok, json_or_none, parse_time
+from airflow_provider_sms.sandbox.delivery import CELLCAST_WORDS
+from airflow_provider_sms.sandbox.providers.common import (
+    PAGE_SIZE,
+    SANDBOX_NUMBER,
+    bearer_ok,
+    json_or_none,
+    parse_time,
+)
 from airflow_provider_sms.sandbox.store import Store, stamp
 
 _CELLCAST_CONTACT = re.compile(r"^(?:\+?61|0)?(4\d{8})$")
@@ -48,8 +55,30 @@ def _cellcast_api_error(status: int, message: str, stack: str) -> JSONResponse:
     return JSONResponse({"code": status, "message": message, "stack": f"APIError: {stack}"}, status_code=status)
 
 
+def inbound_webhook(row: dict[str, Any]) -> dict[str, Any]:
+    """A reply as Cellcast's Receive URL gets it."""
+    return {
+        "_id": row["message_id"],
+        "status": "received",
+        "type": "receive",
+        "message": row["text"],
+        "sender": row["phone"],
+        "receiver": f"+{SANDBOX_NUMBER}",
+    }
+
+
+def status_webhook(row: dict[str, Any], status: str) -> dict[str, Any] | None:
+    """A delivery report as Cellcast's Status URL gets it: final statuses only, as documented."""
+    if status not in ("delivered", "failed", "expired", "rejected", "unsubscribed"):
+        return None
+    sender = row["sender"] if row["sender"] not in (None, "", "#SharedNum#") else "cellcast"
+    word = CELLCAST_WORDS.get(status, status)
+    return {"_id": row["message_id"], "status": word, "type": "send", "sender": sender, "receiver": row["phone"]}
+
+
 class Cellcast:
-    """``/api/v1/gateway``, ``/api/v1/chat``, ``/api/v1/gatewaymms`` and ``/api/v1/apiClient/getResponses``."""
+    """``/api/v1/gateway``, ``/api/v1/chat``, ``/api/v1/gatewaymms``, ``/api/v1/apiClient/getResponses`` and
+    ``/api/v2/report/message/{id}``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -245,3 +274,28 @@ class Cellcast:
                 "data": {"items": items},
             }
         )
+
+    async def report(self, request: Request) -> Response:
+        """``GET /api/v2/report/message/{id}``: one message's delivery, as it stands now."""
+        if (refused := self._refuse(request)) is not None:
+            return refused
+        row = self.store.find("cellcast", request.path_params["message_id"])
+        if row is None or row["direction"] != "out":
+            return _cellcast_api_error(404, "Message not found", "Message not found.")
+        status = self.store.settings.delivery.status(row)
+        info = count_segments(row["text"])
+        data = {
+            "_id": row["message_id"],
+            "status": CELLCAST_WORDS.get(status, status),
+            "replyStop": status == "unsubscribed",
+            "message": row["text"],
+            "sender": row["sender"],
+            "receiver": row["phone"][3:] if row["phone"].startswith("+61") else row["phone"].lstrip("+"),
+            "smsDetail": {"messagelength": len(row["text"]), "smscount": info.segments, "deductibleCredit": 1},
+            "creditAmount": info.segments,
+            "createdAt": row["ts"][:23] + "Z",
+            "updatedAt": stamp()[:23] + "Z",
+            "send_time": (row["scheduled_for"] or row["ts"])[:23] + "Z",
+            "scheduleAt": row["scheduled_for"][:23] + "Z" if row["scheduled_for"] else None,
+        }
+        return JSONResponse(_cellcast_envelope(True, "Message detail", data))

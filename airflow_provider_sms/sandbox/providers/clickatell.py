@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from airflow_provider_sms.core.encoding import count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.core.phone import normalize_number
-from airflow_provider_sms.sandbox.providers.common import json_or_none, parse_time, token_ok
+from airflow_provider_sms.sandbox.delivery import CLICKATELL_CODES
+from airflow_provider_sms.sandbox.providers.common import SANDBOX_NUMBER, json_or_none, parse_time, token_ok
 from airflow_provider_sms.sandbox.store import Store, stamp
 
 
@@ -32,6 +33,44 @@ def _clickatell_error(status: int, code: int, error: str, description: str, xml:
     return JSONResponse(
         {"messages": [], "errorCode": code, "error": error, "errorDescription": description}, status_code=status
     )
+
+
+def _epoch_ms(moment: datetime | None = None) -> int:
+    return int((moment or datetime.now(timezone.utc)).timestamp() * 1000)
+
+
+def inbound_webhook(row: dict[str, Any]) -> dict[str, Any]:
+    """A reply as Clickatell's reply (MO) callback sends it."""
+    received = datetime.fromisoformat(row["ts"].replace("Z", "+00:00"))
+    reply = {
+        "channel": "sms",
+        "messageId": row["message_id"],
+        "relatedMessageId": "",
+        "relatedClientMessageId": "",
+        "from": row["phone"].lstrip("+"),
+        "to": SANDBOX_NUMBER,
+        "timestamp": _epoch_ms(received),
+        "content": row["text"],
+        "charset": "UTF-8",
+    }
+    return {"integrationId": "sandbox", "integrationName": "SMS sandbox", "event": {"moText": [reply]}}
+
+
+def status_webhook(row: dict[str, Any], status: str) -> dict[str, Any] | None:
+    """A status change as Clickatell's status callback sends it (every change, as Clickatell does)."""
+    code, name, description = CLICKATELL_CODES[status]
+    return {
+        "integrationName": "SMS sandbox",
+        "messageId": row["message_id"],
+        "requestId": row["message_id"],
+        "clientMessageId": "",
+        "to": row["phone"].lstrip("+"),
+        "from": row["sender"] or SANDBOX_NUMBER,
+        "statusCode": code,
+        "status": name,
+        "statusDescription": description,
+        "timestamp": _epoch_ms(),
+    }
 
 
 class Clickatell:

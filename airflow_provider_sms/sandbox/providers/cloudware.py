@@ -6,6 +6,7 @@ of sent and received messages newest first, paged by a ``next_page`` URL on the 
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote, unquote
 
 from starlette.requests import Request
@@ -16,6 +17,31 @@ from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.core.phone import normalize_number
 from airflow_provider_sms.sandbox.providers.common import PAGE_SIZE, SANDBOX_NUMBER, bearer_ok, json_or_none
 from airflow_provider_sms.sandbox.store import Store
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    """A message as Cloudware lists it and posts it to a webhook."""
+    created = row["ts"][:19] + "Z"
+    phone = row["phone"].lstrip("+")
+    received = row["direction"] == "in"
+    return {
+        "type": "message_received" if received else "message_sent",
+        "from": phone if received else (row["sender"] or SANDBOX_NUMBER),
+        "to": SANDBOX_NUMBER if received else phone,
+        "message": row["text"],
+        "message_id": row["message_id"],
+        "created_at": created,
+        "sent_at": created,
+    }
+
+
+def inbound_webhook(row: dict[str, Any]) -> dict[str, Any]:
+    return _record(row)
+
+
+def status_webhook(row: dict[str, Any], status: str) -> dict[str, Any] | None:
+    """Cloudware reports a message once, as ``message_sent``, and nothing after."""
+    return _record(row) if status == "sent" else None
 
 
 class Cloudware:
@@ -90,22 +116,7 @@ class Cloudware:
         rows = self.store.page("cloudware", directions=("in", "out"), before=before, limit=PAGE_SIZE + 1)
         more = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
-        data = []
-        for row in rows:
-            created = row["ts"][:19] + "Z"
-            phone = row["phone"].lstrip("+")
-            received = row["direction"] == "in"
-            data.append(
-                {
-                    "type": "message_received" if received else "message_sent",
-                    "from": phone if received else (row["sender"] or SANDBOX_NUMBER),
-                    "to": SANDBOX_NUMBER if received else phone,
-                    "message": row["text"],
-                    "message_id": row["message_id"],
-                    "created_at": created,
-                    "sent_at": created,
-                }
-            )
+        data = [_record(row) for row in rows]
         next_page = None
         if more:
             last = rows[-1]

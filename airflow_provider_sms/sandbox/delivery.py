@@ -1,0 +1,91 @@
+"""How the sandbox's sent messages progress, computed from the clock: scheduled → queued → sent → final.
+
+A message is ``queued`` from when it is due (sent, or its scheduled time) until ``sent_after`` seconds
+later, then ``sent`` until ``final_after`` seconds after it was due, then final: ``delivered``, or the
+outcome set for its number through the control API (``POST /_sandbox/delivery``), or the outcome of
+one of the test numbers below, which always end the same way so failure paths can be exercised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+# Numbers that always end the same way (any provider): texting them exercises a DAG's failure paths.
+TEST_NUMBERS = {
+    "+61400000911": "failed",
+    "+61400000912": "expired",
+    "+61400000913": "unsubscribed",  # delivered, and the recipient opted out (replied STOP)
+}
+OUTCOMES = ("delivered", "failed", "expired", "rejected", "unsubscribed")
+
+
+@dataclass
+class DeliveryPlan:
+    """Delays (seconds after a message is due) and per-number outcomes."""
+
+    sent_after: float = 1.0
+    final_after: float = 3.0
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    def update(self, body: dict[str, Any]) -> None:
+        """Apply a control call's ``sent_after``, ``final_after`` and ``outcomes`` (validated first)."""
+        from airflow_provider_sms.core.phone import normalize_number
+
+        sent_after = float(body.get("sent_after", self.sent_after))
+        final_after = float(body.get("final_after", self.final_after))
+        if not 0 <= sent_after <= final_after <= 86_400:
+            raise ValueError("need 0 <= sent_after <= final_after <= 86400 seconds")
+        outcomes = dict(self.outcomes)
+        for number, outcome in (body.get("outcomes") or {}).items():
+            if outcome not in OUTCOMES:
+                raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+            outcomes[normalize_number(str(number), "AU")] = outcome
+        self.sent_after, self.final_after, self.outcomes = sent_after, final_after, outcomes
+
+    def outcome(self, phone: str) -> str:
+        return self.outcomes.get(phone) or TEST_NUMBERS.get(phone) or "delivered"
+
+    def status(self, row: dict[str, Any], now: datetime | None = None) -> str:
+        """The status of a stored message now (a received message keeps its own)."""
+        if row["direction"] != "out":
+            return str(row["status"])
+        now = now or datetime.now(timezone.utc)
+        due = parse_stamp(row["scheduled_for"] or row["ts"])
+        waited = (now - due).total_seconds()
+        if waited < 0:
+            return "scheduled"
+        if waited < self.sent_after:
+            return "queued"
+        if waited < self.final_after:
+            return "sent"
+        return self.outcome(row["phone"])
+
+    def settles_at(self, row: dict[str, Any]) -> datetime:
+        """When a sent message reaches its final status."""
+        from datetime import timedelta
+
+        return parse_stamp(row["scheduled_for"] or row["ts"]) + timedelta(seconds=self.final_after)
+
+
+def parse_stamp(text: str) -> datetime:
+    """A store timestamp (``2030-01-01T09:00:00.000000Z``) as aware UTC."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- what each provider calls a status -----------------------------------------------------------------
+
+CELLCAST_WORDS = {"unsubscribed": "delivered"}  # delivered, then a STOP reply: replyStop says so
+
+# Clickatell's status codes and names (its message status table; expiry is reported by name).
+CLICKATELL_CODES = {
+    "scheduled": (3, "SCHEDULED", "Message scheduled"),
+    "queued": (2, "QUEUED", "Message queued"),
+    "sent": (4, "DELIVERED_TO_GATEWAY", "Message sent to the supplier"),
+    "delivered": (5, "RECEIVED_BY_RECIPIENT", "Message delivered to the handset"),
+    "failed": (20, "ERROR_DELIVERING", "Error delivering the message"),
+    "expired": (20, "MESSAGE_EXPIRED", "The message expired before it could be delivered"),
+    "rejected": (20, "ROUTING_ERROR", "The message could not be routed"),
+    "unsubscribed": (21, "STOPPED_BY_USER", "The recipient opted out"),
+}
