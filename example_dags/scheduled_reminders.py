@@ -1,9 +1,11 @@
 """Scheduled reminders: each customer gets a personal text at 09:00 in their own time zone, via Clickatell.
 
-An upstream task (a SQL query in real life) lists customers; ``plan_reminders`` finds each number's
-time zone with ``phonenumbers`` and the next 09:00 there with pendulum, then groups identical
-(text, time) pairs so each group is one Clickatell batch. ``ClickatellSendMessageOperator`` is mapped
-over the groups; Clickatell holds each message until its ``scheduledDeliveryTime``.
+An upstream task (a SQL query in real life) lists customers; each row becomes a personal message, and
+``local_time="09:00"`` does the rest: each number's zone comes from the number itself (Los Angeles for
++1 415, Lagos for +234), Australian mobiles, which span several zones, use ``default_tz``, and a row
+may name its own ``tz``. Recipients due at the same moment with the same text share one Clickatell
+request, which holds each message until its ``scheduledDeliveryTime``. The task's XCom says, per
+recipient, when the message will arrive and in which zone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ except ImportError:  # Airflow 2.11
     from airflow.decorators import task
     from airflow.models.dag import DAG
 
-from airflow_provider_sms.operators.clickatell import ClickatellSendMessageOperator
+from airflow_provider_sms.operators.send import SendSmsOperator
 
 with DAG(
     dag_id="scheduled_reminders",
@@ -35,21 +37,19 @@ with DAG(
         ]
 
     @task
-    def plan_reminders(customers: list[dict[str, str]]) -> list[dict[str, object]]:
-        import phonenumbers
-        from phonenumbers import timezone as phone_timezones
+    def reminder_texts(customers: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [
+            {
+                "to": c["phone"],
+                "message": f"Hi {c['name']}, a reminder of your appointment today at {c['appointment']}.",
+            }
+            for c in customers
+        ]
 
-        groups: dict[tuple[str, str], list[str]] = {}
-        for customer in customers:
-            zones = phone_timezones.time_zones_for_number(phonenumbers.parse(customer["phone"]))
-            zone = zones[0] if zones and zones[0] != "Etc/Unknown" else "UTC"
-            local_now = pendulum.now(zone)
-            nine = local_now.start_of("day").add(hours=9)
-            send_at = nine if nine > local_now else nine.add(days=1)
-            text = f"Hi {customer['name']}, a reminder of your appointment today at {customer['appointment']}."
-            groups.setdefault((text, send_at.isoformat()), []).append(customer["phone"])
-        return [{"to": to, "message": text, "send_at": when} for (text, when), to in groups.items()]
-
-    ClickatellSendMessageOperator.partial(task_id="schedule_reminder").expand_kwargs(
-        plan_reminders(customers_with_appointments())
+    SendSmsOperator(
+        task_id="schedule_reminders",
+        sms_conn_id="clickatell_default",
+        messages=reminder_texts(customers_with_appointments()),
+        local_time="09:00",
+        default_tz="Australia/Sydney",
     )

@@ -27,6 +27,7 @@ EXPECTED = {
     "deadline_alert",
     "delivery_report",
     "reply_webhook",
+    "quiet_hours_reminders",
 }
 AIRFLOW_3_ONLY = {"inbound_asset_watcher", "sms_approval", "deadline_alert", "reply_webhook"}
 

@@ -86,15 +86,17 @@ def send_with_failover(
     return combined
 
 
-def group_messages(messages: Iterable[Any]) -> dict[str, list[str]]:
-    """Group personalized messages by text: ``{text: [recipients]}`` in first-seen order.
+def message_rows(messages: Iterable[Any]) -> list[tuple[str, str, str | None]]:
+    """Read personalized messages as ``(recipient, text, tz)`` rows, one per recipient, in order.
 
-    Each item is ``{"to": ..., "message": ...}`` or a ``(to, message)`` pair (a SQL row, say).
+    Each item is ``{"to": ..., "message": ..., "tz"?: ...}`` or a ``(to, message)`` pair (a SQL row, say);
+    ``to`` may hold several numbers.
     """
-    groups: dict[str, list[str]] = {}
+    rows: list[tuple[str, str, str | None]] = []
     for index, item in enumerate(messages):
+        tz = None
         if isinstance(item, dict):
-            to, text = item.get("to"), item.get("message")
+            to, text, tz = item.get("to"), item.get("message"), item.get("tz")
         elif isinstance(item, (list, tuple)) and len(item) == 2:
             to, text = item
         else:
@@ -103,9 +105,17 @@ def group_messages(messages: Iterable[Any]) -> dict[str, list[str]]:
             )
         if not to or text is None or not str(text).strip():
             raise SmsValidationError(f"messages[{index}] needs both a recipient and a non-empty message")
-        groups.setdefault(str(text), []).extend(split_recipients(to))
-    if not groups:
+        rows.extend((number, str(text), str(tz) if tz else None) for number in split_recipients(to))
+    if not rows:
         raise SmsValidationError("messages is empty: nothing to send")
+    return rows
+
+
+def group_messages(messages: Iterable[Any]) -> dict[str, list[str]]:
+    """Group personalized messages by text: ``{text: [recipients]}`` in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for to, text, _tz in message_rows(messages):
+        groups.setdefault(text, []).append(to)
     return groups
 
 

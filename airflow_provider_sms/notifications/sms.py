@@ -101,6 +101,12 @@ class SmsNotifier(BaseNotifier):
         ``exception``...; ``dag_run`` and ``deadline`` for a Deadline Alert). When omitted, a default
         fitted to the occasion is sent (see the module's description).
     :param sender: sender ID; defaults to the connection's. (templated)
+    :param quiet_hours: ``("21:00", "08:00")``: a recipient whose local time is inside the window gets
+        the text when it ends, through a provider that schedules (Cellcast, Clickatell); a notifier
+        cannot wait, so with Cloudware they are skipped and the skip is logged. Off by default: an
+        alert meant to wake someone should stay immediate.
+    :param default_tz: the zone for numbers with several zones or none (see ``core.localtime``); a
+        number whose zone cannot be told is texted now, with a warning.
     :param context: set by Airflow when the notifier runs as a Deadline Alert's ``AsyncCallback``.
     """
 
@@ -113,12 +119,18 @@ class SmsNotifier(BaseNotifier):
         to: Any,
         message: str | None = None,
         sender: str | None = None,
+        quiet_hours: Any = None,
+        default_tz: str | None = None,
         context: Context | None = None,
     ) -> None:
+        from airflow_provider_sms.core.localtime import QuietHours, check_zone
+
         self.sms_conn_id = sms_conn_id
         self.to = to
         self.message = message
         self.sender = sender
+        self.quiet_hours = QuietHours.parse(quiet_hours) if quiet_hours is not None else None
+        self.default_tz = check_zone(default_tz) if default_tz else None
         if context is None:
             super().__init__()
         else:  # Airflow 3: a Deadline Alert's AsyncCallback builds the notifier with the context
@@ -129,8 +141,47 @@ class SmsNotifier(BaseNotifier):
         from airflow_provider_sms.hooks import get_sms_hook
 
         text = self.message if self.message else default_message(context)
-        result = get_sms_hook(self.sms_conn_id).send_sms(list_from_template(self.to), text, sender=self.sender)
-        self.log.info("SMS notification %s", result.summary())
+        hook = get_sms_hook(self.sms_conn_id)
+        for send_at, to in self._slots(hook, list_from_template(self.to)):
+            if send_at is not None and not hook.supports_send_at:
+                self.log.warning(
+                    "not texting %d recipient(s) in their quiet hours: %s cannot hold a message until %s",
+                    len(to),
+                    hook.hook_name,
+                    send_at.isoformat(),
+                )
+                continue
+            result = hook.send_sms(to, text, sender=self.sender, send_at=send_at)
+            self.log.info("SMS notification %s%s", result.summary(), f" for {send_at.isoformat()}" if send_at else "")
+
+    def _slots(self, hook: Any, to: Any) -> list[tuple[Any, list[str]]]:
+        """``(send_at or None, recipients)`` pairs: everyone now, unless quiet hours hold some of them."""
+        from airflow_provider_sms.core.errors import SmsValidationError
+        from airflow_provider_sms.core.phone import normalize_number, split_recipients
+
+        numbers = split_recipients(to)
+        if self.quiet_hours is None:
+            return [(None, numbers)]
+        from datetime import datetime, timezone
+
+        from airflow_provider_sms.core.localtime import plan_times
+
+        slots: dict[Any, list[str]] = {}
+        for number in numbers:
+            at = None
+            try:
+                e164 = normalize_number(number, hook.default_region)
+                timing = plan_times(
+                    [(e164, None)],
+                    now=datetime.now(timezone.utc),
+                    quiet_hours=self.quiet_hours,
+                    default_tz=self.default_tz,
+                )[e164]
+                at = timing.deliver_at
+            except SmsValidationError as err:  # a bad number is rejected by the send; an unknown zone goes now
+                self.log.warning("texting now, quiet hours not applied: %s", err)
+            slots.setdefault(at, []).append(number)
+        return sorted(slots.items(), key=lambda item: (item[0] is not None, item[0] or datetime.min))
 
     def notify(self, context: Context) -> None:
         self._send(context)

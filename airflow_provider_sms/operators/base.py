@@ -1,4 +1,5 @@
-"""What every SMS operator does after calling its hook: log, push the result, decide fail or retry.
+"""What every SMS operator does around its hook: log, push the result, decide fail or retry, and send
+at each recipient's local time.
 
 The rule that keeps Airflow retries from texting anyone twice (``SendResult.retry_safe``, from the
 error classes' ``retryable``): a task is left retryable only when the provider accepted nobody and
@@ -6,11 +7,20 @@ every failure means "not processed" (an outage or rate limit). Bad input,
 auth, credit and rejection errors, ``delivery_unknown``, and any send where someone was already
 accepted fail the task without retries; the full result is in XCom either way, so a follow-up task
 can resend to exactly the recipients that did not get the message.
+
+Local time and quiet hours (``send_timed``): recipients are planned with ``core.localtime`` and grouped
+by delivery time. A provider that schedules gets each group's time as ``send_at``. For one that cannot
+(Cloudware, Cellcast chat and MMS), the groups due now are sent and the task **defers** with Airflow's
+``DateTimeTrigger`` until the next group is due, freeing its worker slot; the groups still to send and
+the result so far travel in the deferral's kwargs, so a task resuming on another worker sends only what
+is left. Once anyone was accepted, a later failure is never retried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
@@ -18,9 +28,32 @@ from airflow_provider_sms.core.errors import SmsError
 from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT
 
 if TYPE_CHECKING:
+    from airflow_provider_sms.core.localtime import Slot
     from airflow_provider_sms.core.results import SendResult
 
 _SUMMARY_LIMIT = 10
+HELD_SEND = "held_send"  # XCom key of a held send's state: the groups still to send and the result so far
+
+
+@dataclass
+class TimedSender:
+    """How an operator sends one group at a given time (``send_at`` None: now)."""
+
+    provider: str
+    region: str | None
+    schedules: bool  # the provider holds a message until ``send_at``; otherwise the task defers
+    send: Callable[[list[str], str, datetime | None], SendResult]
+
+
+def date_time_trigger(moment: datetime) -> Any:
+    """Airflow's own ``DateTimeTrigger`` (standard provider on Airflow 3, core on 2.11)."""
+    import pendulum
+
+    try:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    except ImportError:  # Airflow 2.11 without the standard provider
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
+    return DateTimeTrigger(moment=pendulum.instance(moment))
 
 
 class SmsBaseOperator(BaseOperator):
@@ -35,11 +68,21 @@ class SmsBaseOperator(BaseOperator):
     ui_color = "#d6f5e3"
 
     def __init__(
-        self, *, fail_on_rejected: bool = True, send_timeout: float | None = DEFAULT_SEND_TIMEOUT, **kwargs: Any
+        self,
+        *,
+        fail_on_rejected: bool = True,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        quiet_hours: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.fail_on_rejected = fail_on_rejected
         self.send_timeout = send_timeout
+        self.quiet_hours = None
+        if quiet_hours is not None:
+            from airflow_provider_sms.core.localtime import QuietHours
+
+            self.quiet_hours = QuietHours.parse(quiet_hours)  # a bad window fails when the DAG is parsed
 
     @property
     def hook_kwargs(self) -> dict[str, Any]:
@@ -73,6 +116,130 @@ class SmsBaseOperator(BaseOperator):
             raise SmsError(message + "; nothing was processed, so the task may be retried safely")
         raise AirflowFailException(message + "; not retried so that nobody is texted twice")
 
+    # --- local time and quiet hours --------------------------------------------------------------------
+
+    def timed_sender(self) -> TimedSender:
+        """How this operator sends one group at a time; operators with ``quiet_hours`` implement it."""
+        raise NotImplementedError
+
+    def send_one_message(self, context: Context, to: Any, message: str) -> dict[str, Any]:
+        """The usual execute of a one-text operator: send now, or per recipient when ``quiet_hours`` is set."""
+        from airflow_provider_sms.core.templated import list_from_template
+
+        recipients = list_from_template(to)
+        if self.quiet_hours is None:
+            sender = self.timed_sender()
+            return self.deliver(context, lambda: sender.send(recipients, message, None))
+        from airflow_provider_sms.core.phone import split_recipients
+
+        return self.send_timed(context, [(n, message, None) for n in split_recipients(recipients)])
+
+    def send_timed(
+        self,
+        context: Context,
+        rows: list[tuple[str, str, str | None]],
+        *,
+        local_time: time | None = None,
+        default_tz: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Send ``(recipient, text, tz)`` rows at each recipient's ``local_time`` and outside the quiet hours."""
+        from airflow_provider_sms.core.localtime import plan_times, slots_for
+        from airflow_provider_sms.core.phone import normalize_number
+
+        try:
+            sender = self.timed_sender()
+            normalized = []
+            for raw, text, tz in rows:
+                try:
+                    normalized.append((normalize_number(raw, sender.region), text, tz))
+                except SmsError:
+                    normalized.append((raw, text, None))  # rejected by the send as an invalid number
+            valid = [(to, tz) for to, _text, tz in normalized if to.startswith("+")]
+            timings = plan_times(
+                valid,
+                now=datetime.now(timezone.utc),
+                local_time=local_time,
+                quiet_hours=self.quiet_hours,
+                default_tz=default_tz,
+            )
+        except SmsError as err:
+            raise self.failure(err) from err
+        slots = slots_for([(to, text) for to, text, _tz in normalized], timings)
+        timing = {number: t.to_dict() for number, t in timings.items()}
+        for slot in slots:
+            when = slot.deliver_at.isoformat() if slot.deliver_at else "now"
+            self.log.info("%d recipient(s) at %s", len(slot.to), when)
+        if dry_run:
+            return {
+                "dry_run": True,
+                "provider": sender.provider,
+                "slots": [slot.to_dict() for slot in slots],
+                "timing": timing,
+            }
+        from airflow_provider_sms.core.results import SendResult
+
+        return self._send_slots(context, sender, slots, SendResult(sender.provider), timing)
+
+    def resume_timed(
+        self,
+        context: Context,
+        event: Any = None,
+        *,
+        pending: list[dict[str, Any]] | None = None,
+        result: dict[str, Any] | None = None,
+        timing: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Back from a ``DateTimeTrigger``: send the groups now due, defer again or finish.
+
+        The state comes with the deferral's kwargs, or (where a runner passes only the trigger's event,
+        as ``dag.test()`` does) from the ``held_send`` XCom pushed before deferring, which Airflow keeps
+        across a deferral.
+        """
+        from airflow_provider_sms.core.localtime import Slot
+        from airflow_provider_sms.core.results import SendResult
+
+        if pending is None or result is None or timing is None:
+            ti = context["ti"]
+            state = ti.xcom_pull(task_ids=self.task_id, key=HELD_SEND, map_indexes=getattr(ti, "map_index", None))
+            if not isinstance(state, dict):
+                raise AirflowFailException(
+                    "resumed without the held send's state; nothing more is sent, so that nobody is texted twice"
+                )
+            pending, result, timing = state["pending"], state["result"], state["timing"]
+        slots = [Slot.from_dict(s) for s in pending]
+        return self._send_slots(context, self.timed_sender(), slots, SendResult(**result), timing)
+
+    def _send_slots(
+        self,
+        context: Context,
+        sender: TimedSender,
+        slots: list[Slot],
+        so_far: SendResult,
+        timing: dict[str, dict[str, Any]],
+    ) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        due = [s for s in slots if sender.schedules or s.deliver_at is None or s.deliver_at <= now]
+        later = [s for s in slots if s not in due]
+        for slot in due:
+            send_at = slot.deliver_at if sender.schedules and slot.deliver_at and slot.deliver_at > now else None
+            try:
+                so_far.merge(sender.send(slot.to, slot.message, send_at))
+            except SmsError as err:
+                if err.result is None and not so_far.accepted:
+                    raise self.failure(err) from err
+                so_far.merge(err.result or _all_rejected(sender.provider, slot.to, err))
+        if later:
+            moment = later[0].deliver_at
+            assert moment is not None
+            self.log.info("holding %d group(s); the next is due at %s", len(later), moment.isoformat())
+            state = {"pending": [s.to_dict() for s in later], "result": so_far.to_dict(), "timing": timing}
+            context["ti"].xcom_push(key=HELD_SEND, value=state)
+            self.defer(trigger=date_time_trigger(moment), method_name="resume_timed", kwargs=state)
+        for entry in so_far.accepted:
+            entry.update(timing.get(entry["to"], {}))
+        return self.finish(context, so_far)
+
     def failure(self, err: SmsError) -> Exception:
         """What to raise for a send that failed before any result: only an outage or rate limit stays
         retryable; anything else fails the task for good."""
@@ -90,3 +257,14 @@ class SmsBaseOperator(BaseOperator):
         hidden = len(result.rejected) + len(result.unsubscribed) - 2 * _SUMMARY_LIMIT
         if hidden > 0:
             self.log.warning("... and up to %d more; see the XCom result", hidden)
+
+
+def _all_rejected(provider: str, to: list[str], err: SmsError) -> SendResult:
+    """A group that failed as a whole, recorded per recipient so the earlier groups' result stands."""
+    from airflow_provider_sms.core.errors import BY_CODE
+    from airflow_provider_sms.core.results import SendResult
+
+    result = SendResult(provider)
+    for number in to:
+        result.add_rejected(number, err.code if err.code in BY_CODE else "delivery_unknown", str(err))
+    return result

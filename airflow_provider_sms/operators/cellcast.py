@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.core.templated import list_from_template
-from airflow_provider_sms.operators.base import SmsBaseOperator
+from airflow_provider_sms.operators.base import SmsBaseOperator, TimedSender
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import SendResult
 
 
 class CellcastSendChatOperator(SmsBaseOperator):
@@ -46,21 +49,25 @@ class CellcastSendChatOperator(SmsBaseOperator):
         self.country_code = country_code
         self.cellcast_conn_id = cellcast_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def timed_sender(self) -> TimedSender:
         from airflow_provider_sms.hooks.cellcast import CellcastHook
 
         hook = CellcastHook(self.cellcast_conn_id, **self.hook_kwargs)
-        return self.deliver(
-            context,
-            lambda: hook.send_chat(
-                list_from_template(self.to),
-                self.message,
+
+        def send(to: list[str], message: str, send_at: datetime | None) -> SendResult:
+            return hook.send_chat(
+                to,
+                message,
                 sender=self.sender,
                 sms_template_id=self.sms_template_id,
                 rms_template_id=self.rms_template_id,
                 country_code=self.country_code,
-            ),
-        )
+            )
+
+        return TimedSender(hook.provider, hook.default_region, False, send)  # the chat API does not schedule
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.send_one_message(context, self.to, self.message)
 
 
 class CellcastSendMmsOperator(SmsBaseOperator):
@@ -98,18 +105,22 @@ class CellcastSendMmsOperator(SmsBaseOperator):
         self.country_code = country_code
         self.cellcast_conn_id = cellcast_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def timed_sender(self) -> TimedSender:
         from airflow_provider_sms.hooks.cellcast import CellcastHook
 
         hook = CellcastHook(self.cellcast_conn_id, **self.hook_kwargs)
-        return self.deliver(
-            context,
-            lambda: hook.send_mms(
-                list_from_template(self.to),
-                self.message,
+
+        def send(to: list[str], message: str, send_at: datetime | None) -> SendResult:
+            return hook.send_mms(
+                to,
+                message,
                 media=self.media or None,
                 gif_url=self.gif_url or None,
                 sender=self.sender,
                 country_code=self.country_code,
-            ),
-        )
+            )
+
+        return TimedSender(hook.provider, hook.default_region, False, send)  # the MMS API does not schedule
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.send_one_message(context, self.to, self.message)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.core.templated import list_from_template
-from airflow_provider_sms.operators.base import SmsBaseOperator
+from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.operators.base import SmsBaseOperator, TimedSender
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import SendResult
 
 
 class ClickatellSendMessageOperator(SmsBaseOperator):
@@ -22,6 +25,8 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
     :param validity_period: minutes Clickatell keeps trying to deliver.
     :param client_message_id: your reference for the message. (templated)
     :param request_format: ``json`` or ``xml``; defaults to the connection's.
+    :param quiet_hours: ``("21:00", "08:00")``: recipients whose local time is inside the window get the
+        message when it ends (Clickatell holds it); the others now. Not with ``send_at``.
     :param clickatell_conn_id: the ``clickatell`` connection.
     """
 
@@ -42,6 +47,8 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if send_at is not None and self.quiet_hours is not None:
+            raise SmsValidationError(f"{self.task_id}: send_at fixes the delivery time; drop it or quiet_hours")
         self.to = to
         self.message = message
         self.send_at = send_at
@@ -51,19 +58,23 @@ class ClickatellSendMessageOperator(SmsBaseOperator):
         self.request_format = request_format
         self.clickatell_conn_id = clickatell_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def timed_sender(self) -> TimedSender:
         from airflow_provider_sms.hooks.clickatell import ClickatellHook
 
         hook = ClickatellHook(self.clickatell_conn_id, **self.hook_kwargs)
-        return self.deliver(
-            context,
-            lambda: hook.send_message(
-                list_from_template(self.to),
-                self.message,
+
+        def send(to: list[str], message: str, send_at: datetime | None) -> SendResult:
+            return hook.send_message(
+                to,
+                message,
                 sender=self.sender,
-                send_at=self.send_at or None,
+                send_at=send_at or self.send_at or None,
                 validity_period=self.validity_period,
                 client_message_id=self.client_message_id,
                 request_format=self.request_format,
-            ),
-        )
+            )
+
+        return TimedSender(hook.provider, hook.default_region, True, send)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.send_one_message(context, self.to, self.message)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import Context
-from airflow_provider_sms.core.templated import list_from_template
-from airflow_provider_sms.operators.base import SmsBaseOperator
+from airflow_provider_sms.operators.base import SmsBaseOperator, TimedSender
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.core.results import SendResult
 
 
 class CloudwareQueueSmsOperator(SmsBaseOperator):
@@ -17,6 +20,8 @@ class CloudwareQueueSmsOperator(SmsBaseOperator):
     :param message: the text, or a path to a ``.txt`` template. (templated)
     :param sender: ``from``; defaults to the connection's. (templated)
     :param max_workers: concurrent requests (default 16).
+    :param quiet_hours: ``("21:00", "08:00")``: recipients whose local time is inside the window are
+        queued when it ends (the task defers until then); the others now.
     :param cloudware_conn_id: the ``cloudware`` connection.
     """
 
@@ -40,10 +45,15 @@ class CloudwareQueueSmsOperator(SmsBaseOperator):
         self.max_workers = max_workers
         self.cloudware_conn_id = cloudware_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def timed_sender(self) -> TimedSender:
         from airflow_provider_sms.hooks.cloudware import CloudwareHook
 
         hook = CloudwareHook(self.cloudware_conn_id, max_workers=self.max_workers, **self.hook_kwargs)
-        return self.deliver(
-            context, lambda: hook.queue_sms(list_from_template(self.to), self.message, sender=self.sender)
-        )
+
+        def send(to: list[str], message: str, send_at: datetime | None) -> SendResult:
+            return hook.queue_sms(to, message, sender=self.sender)
+
+        return TimedSender(hook.provider, hook.default_region, False, send)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.send_one_message(context, self.to, self.message)

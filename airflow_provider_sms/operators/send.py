@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_sms._compat import Context
 from airflow_provider_sms.core.errors import SmsError, SmsUnsupportedFeatureError, SmsValidationError
 from airflow_provider_sms.core.templated import list_from_template
-from airflow_provider_sms.operators.base import SmsBaseOperator
+from airflow_provider_sms.operators.base import SmsBaseOperator, TimedSender
 
 if TYPE_CHECKING:
     from airflow_provider_sms.core.results import SendResult
@@ -23,17 +23,25 @@ class SendSmsOperator(SmsBaseOperator):
     :param to: recipients: a list, a comma-separated string, or an XCom list. (templated)
     :param message: the text, or a path to a ``.txt`` template. (templated)
     :param messages: personalized sends instead of ``to``/``message``: a list of
-        ``{"to": ..., "message": ...}`` (or ``(to, message)`` rows, e.g. from a SQL task). Identical texts
-        are grouped into provider batches; the groups go out over a bounded pool. (templated)
+        ``{"to": ..., "message": ...}`` (or ``(to, message)`` rows, e.g. from a SQL task), each with an
+        optional ``"tz"`` (an IANA zone for ``local_time`` and ``quiet_hours``). Identical texts are
+        grouped into provider batches; the groups go out over a bounded pool. (templated)
     :param sender: sender ID; defaults to the connection's ``sender``. (templated)
     :param send_at: when the provider should deliver: an aware datetime, an ISO-8601 string with an
         offset, or a ``timedelta`` from when the task runs (Cellcast and Clickatell; Cloudware cannot
         schedule and fails the task before sending). (templated)
+    :param local_time: ``"09:00"``: deliver at the next 09:00 in each recipient's own time zone (from
+        the row's ``tz``, the number, or ``default_tz``; see ``core.localtime``). Cellcast and Clickatell
+        hold the messages; with Cloudware the task defers until each group is due. Not with ``send_at``.
+    :param quiet_hours: ``("21:00", "08:00")``: a recipient whose local time is inside the window is
+        held until it ends; the others go now (or at ``local_time``). Off by default.
+    :param default_tz: the zone for numbers with several zones (most Australian mobiles) or none.
     :param fallback_conn_ids: connections to try, in order, for recipients the previous provider did
         not process (auth, credit, outage after retries, a country it does not serve). Nobody is sent
         to twice. (templated)
     :param dry_run: send nothing; return the plan: per message the recipients, the rejected numbers,
-        encoding, SMS parts and requests, exactly as the send would make them.
+        encoding, SMS parts and requests, exactly as the send would make them (with ``local_time`` or
+        ``quiet_hours``: the groups, each recipient's zone and delivery time).
     :param fail_on_rejected: fail after pushing the result when anyone was rejected or unsubscribed.
     :param max_workers: concurrent requests for per-recipient providers and personalized groups.
 
@@ -63,6 +71,8 @@ class SendSmsOperator(SmsBaseOperator):
         messages: Any = None,
         sender: str | None = None,
         send_at: datetime | str | timedelta | None = None,
+        local_time: str | time | None = None,
+        default_tz: str | None = None,
         fallback_conn_ids: Sequence[str] = (),
         dry_run: bool = False,
         max_workers: int | None = None,
@@ -73,6 +83,24 @@ class SendSmsOperator(SmsBaseOperator):
             raise SmsValidationError(f"{self.task_id}: give `to` and `message`, or `messages`")
         if messages is not None and (to is not None or message is not None):
             raise SmsValidationError(f"{self.task_id}: give either `to`/`message` or `messages`, not both")
+        from airflow_provider_sms.core.localtime import check_zone, parse_clock
+
+        if send_at is not None and (local_time is not None or self.quiet_hours is not None):
+            raise SmsValidationError(
+                f"{self.task_id}: send_at fixes one delivery time; local_time and quiet_hours set it per recipient. "
+                "Use one or the other"
+            )
+        self.local_time = parse_clock(local_time, "local_time") if local_time is not None else None
+        self.default_tz = check_zone(default_tz) if default_tz else None
+        quiet = self.quiet_hours
+        if (
+            self.local_time is not None
+            and quiet is not None
+            and quiet.contains(datetime.combine(date.today(), self.local_time))
+        ):
+            raise SmsValidationError(
+                f"{self.task_id}: local_time {self.local_time:%H:%M} is inside the quiet hours {quiet}"
+            )
         self.sms_conn_id = sms_conn_id
         self.to = to
         self.message = message
@@ -91,10 +119,43 @@ class SendSmsOperator(SmsBaseOperator):
             return group_messages(list_from_template(self.messages))
         return {str(self.message): split_recipients(list_from_template(self.to))}
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_sms.core.delivery import combine, send_grouped, send_with_failover
+    def _hooks(self) -> list[Callable[[], Any]]:
+        """Factories for the primary hook and each fallback, each built once, when first needed."""
         from airflow_provider_sms.hooks import get_sms_hook
 
+        hook_kwargs = {**self.hook_kwargs, **({"max_workers": self.max_workers} if self.max_workers else {})}
+        fallbacks = [str(c) for c in (list_from_template(self.fallback_conn_ids) or [])]
+        return [cache(partial(get_sms_hook, conn_id, **hook_kwargs)) for conn_id in [self.sms_conn_id, *fallbacks]]
+
+    def timed_sender(self) -> TimedSender:
+        from airflow_provider_sms.core.delivery import send_with_failover
+
+        factories = self._hooks()
+        primary = factories[0]()
+        schedules = all(make().supports_send_at for make in factories) if primary.supports_send_at else False
+
+        def send(to: list[str], text: str, send_at: datetime | None) -> SendResult:
+            return send_with_failover(factories, to, text, sender=self.sender, send_at=send_at)
+
+        return TimedSender(primary.provider, primary.default_region, schedules, send)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_sms.core.delivery import combine, message_rows, send_grouped, send_with_failover
+        from airflow_provider_sms.hooks import get_sms_hook
+
+        if self.local_time is not None or self.quiet_hours is not None:
+            from airflow_provider_sms.core.phone import split_recipients
+
+            try:
+                if self.messages is not None:
+                    rows = message_rows(list_from_template(self.messages))
+                else:
+                    rows = [(n, str(self.message), None) for n in split_recipients(list_from_template(self.to))]
+            except SmsError as err:
+                raise self.failure(err) from err
+            return self.send_timed(
+                context, rows, local_time=self.local_time, default_tz=self.default_tz, dry_run=self.is_dry_run
+            )
         send_at = self.send_at or None
         hook_kwargs = {**self.hook_kwargs, **({"max_workers": self.max_workers} if self.max_workers else {})}
 
