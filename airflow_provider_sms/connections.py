@@ -60,7 +60,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
         "hook-name": "Clickatell SMS",
         "connection-type": "clickatell",
         "conn-fields": {
-            "sender": _sender("+15550100"),
+            "sender": _sender("+14155550123"),
             "request_format": {
                 "label": "Request format",
                 "schema": {"type": ["string", "null"], "default": "json", "enum": ["json", "xml"]},

@@ -77,11 +77,44 @@ def normalize_number(raw: str | int, default_region: str | None = None) -> str:
     text = str(raw).strip()
     if not text:
         raise SmsInvalidNumberError("an empty phone number was given")
-    number = _normalize_cached(text, default_region.upper() if default_region else None)
+    region = default_region.upper() if default_region else None
+    number = _normalize_cached(text, region)
     if number is None:
-        hint = "" if default_region else " (give it with its country code, e.g. +61400000000)"
-        raise SmsInvalidNumberError(f"{text!r} is not a valid phone number{hint}")
+        raise SmsInvalidNumberError(f"{text!r} {_why_invalid(text, region)}")
     return number
+
+
+_REASONS = {
+    "TOO_SHORT": "too short",
+    "TOO_LONG": "too long",
+    "INVALID_LENGTH": "the wrong length",
+    "INVALID_COUNTRY_CODE": "not a known country code",
+    "IS_POSSIBLE_LOCAL_ONLY": "too short (a local number: add its area code)",
+}
+
+
+def _why_invalid(text: str, region: str | None) -> str:
+    """Why ``text`` is not a number: no country code (and none assumed), or invalid for its country."""
+    import phonenumbers
+
+    compact = _SEPARATORS.sub("", text)
+    international = compact.startswith(("+", "00"))
+    if not international and region is None and not compact.lstrip("+").startswith(tuple("123456789")):
+        return (
+            "has no country code and none is assumed: write it with its country code (+61400000001), "
+            "or set the connection's country_code extra (61) for national numbers"
+        )
+    try:
+        parsed = phonenumbers.parse("+" + compact.lstrip("+0") if international or region is None else compact, region)
+    except phonenumbers.NumberParseException:
+        return "is not a phone number"
+    country = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    where = f"+{parsed.country_code} ({country})" if country != "ZZ" else f"+{parsed.country_code}"
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    names = {getattr(phonenumbers.ValidationResult, n): n for n in dir(phonenumbers.ValidationResult) if n.isupper()}
+    why = _REASONS.get(names.get(reason, ""), f"no {country} number has this length and prefix")
+    assumed = f"; {region} was assumed from the connection's country_code" if region and not international else ""
+    return f"is not a valid {where} number: {why}{assumed}"
 
 
 def split_recipients(value: str | int | Iterable[Any] | None) -> list[str]:

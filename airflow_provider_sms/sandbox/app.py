@@ -5,13 +5,14 @@ Control API (JSON), for tests and demos:
 ``POST /_sandbox/inbound`` (``{"provider", "from", "text", "received_at"?}``: a phone replies; or
 ``{"messages": [...]}`` for many at once),
 ``POST /_sandbox/faults`` (a ``Fault`` rule) and ``DELETE /_sandbox/faults``,
-``POST /_sandbox/settings`` (``unsubscribed``, ``registered_senders``, ``balance``, ``tokens``,
-``cellcast_rate_limit``),
+``GET``/``POST /_sandbox/settings`` (``unsubscribed``, ``registered_senders``, ``balance``, ``tokens``,
+``cellcast_rate_limit``; see ``apply_settings``; the answer echoes every setting),
 ``POST /_sandbox/delivery`` (``sent_after``, ``final_after`` seconds and ``outcomes``: number ->
 ``delivered``/``failed``/``expired``/``rejected``/``unsubscribed``; see ``sandbox.delivery``),
 ``GET``/``POST /_sandbox/webhooks`` (URLs the sandbox calls with replies and delivery reports; see
 ``sandbox.webhooks``), ``GET /_sandbox/stats`` and ``POST /_sandbox/reset``. ``GET /`` shows the
-conversations, each message with its delivery status, and a form to reply as the recipient.
+conversations, each message with its delivery status, and a form to reply as the recipient
+(``GET /_sandbox/conversations`` is the part it refreshes; ``GET /_sandbox/media/{id}`` an MMS image).
 
 Two guards keep a web page open in the same browser from driving the sandbox: the control API takes
 only ``Content-Type: application/json`` bodies (a cross-site form cannot send one), and every request
@@ -34,7 +35,7 @@ from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.core.http import is_loopback_host
 from airflow_provider_sms.core.phone import normalize_number
 from airflow_provider_sms.sandbox.faults import Fault, FaultMiddleware, Faults
-from airflow_provider_sms.sandbox.page import render_page
+from airflow_provider_sms.sandbox.page import render_conversations, render_page
 from airflow_provider_sms.sandbox.providers.cellcast import Cellcast
 from airflow_provider_sms.sandbox.providers.clickatell import Clickatell
 from airflow_provider_sms.sandbox.providers.cloudware import Cloudware
@@ -88,6 +89,62 @@ class LoopbackHostOnly:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def describe_settings(current: Any) -> dict[str, Any]:
+    """The account settings as ``POST /_sandbox/settings`` takes them (null: no limit / anything goes)."""
+    return {
+        "unsubscribed": sorted(current.unsubscribed),
+        "registered_senders": None if current.registered_senders is None else sorted(current.registered_senders),
+        "balance": current.balance,
+        "tokens": None if current.tokens is None else sorted(current.tokens),
+        "cellcast_rate_limit": current.cellcast_rate_limit,
+    }
+
+
+def apply_settings(current: Any, body: dict[str, Any]) -> None:
+    """Apply a ``POST /_sandbox/settings`` body, checking every value first (nothing changes on an error).
+
+    ``unsubscribed``: numbers that opted out; ``registered_senders``: the sender IDs the account may use
+    (null: any well-formed one); ``balance``: SMS parts left (null: unlimited); ``tokens``: the accepted
+    tokens (null: any token; [] refuses every token); ``cellcast_rate_limit``: Cellcast calls a second
+    (null: off).
+    """
+    known = {"unsubscribed", "registered_senders", "balance", "tokens", "cellcast_rate_limit"}
+    unknown = set(body) - known
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {', '.join(sorted(unknown))}; the settings are {', '.join(sorted(known))}"
+        )
+
+    def strings(name: str, nullable: bool) -> Any:
+        value = body[name]
+        if value is None and nullable:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of strings{' or null' if nullable else ''}")
+        return value
+
+    def count(name: str) -> int | None:
+        value = body[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} must be a whole number >= 0 or null")
+        return value
+
+    changes: dict[str, Any] = {}
+    if "unsubscribed" in body:
+        changes["unsubscribed"] = {normalize_number(n, "AU") for n in strings("unsubscribed", False)}
+    if "registered_senders" in body:
+        senders = strings("registered_senders", True)
+        changes["registered_senders"] = None if senders is None else set(senders)
+    if "tokens" in body:
+        tokens = strings("tokens", True)
+        changes["tokens"] = None if tokens is None else set(tokens)
+    for name in ("balance", "cellcast_rate_limit"):
+        if name in body:
+            changes[name] = count(name)
+    for name, value in changes.items():
+        setattr(current, name, value)
 
 
 def create_app(
@@ -172,19 +229,14 @@ def create_app(
         body = await json_body(request)
         if isinstance(body, Response):
             return body
-        current = store.settings
-        if "unsubscribed" in body:
-            current.unsubscribed = {normalize_number(n, "AU") for n in body["unsubscribed"] or []}
-        if "registered_senders" in body:
-            senders = body["registered_senders"]
-            current.registered_senders = None if senders is None else set(senders)
-        if "balance" in body:
-            current.balance = body["balance"]
-        if "cellcast_rate_limit" in body:
-            current.cellcast_rate_limit = body["cellcast_rate_limit"]
-        if "tokens" in body:
-            current.tokens = None if body["tokens"] is None else set(body["tokens"])
-        return JSONResponse({"unsubscribed": sorted(current.unsubscribed), "balance": current.balance})
+        try:
+            apply_settings(store.settings, body)
+        except (SmsValidationError, ValueError, TypeError) as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(describe_settings(store.settings))
+
+    async def show_settings(request: Request) -> Response:
+        return JSONResponse(describe_settings(store.settings))
 
     async def delivery(request: Request) -> Response:
         body = await json_body(request)
@@ -221,10 +273,26 @@ def create_app(
         reset_sandbox(store, faults, pusher)
         return JSONResponse({"reset": True})
 
-    async def page(request: Request) -> Response:
+    def conversations_html() -> str:
         plan = store.settings.delivery
         rows = [{**row, "status": plan.status(row)} for row in store.all()]
-        return HTMLResponse(render_page(rows, stamp()))
+        receiving = ["cloudware", "cellcast"]
+        clickatell = pusher.targets.get("clickatell")
+        if clickatell is not None and clickatell.inbound:  # Clickatell has no inbound API, only its callback
+            receiving.append("clickatell")
+        return render_conversations(rows, stamp(), receiving, frozenset(store.media))
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(render_page(conversations_html()))
+
+    async def conversations(request: Request) -> Response:
+        return HTMLResponse(conversations_html())
+
+    async def media(request: Request) -> Response:
+        found = store.media.get(request.path_params["message_id"])
+        if found is None:
+            return JSONResponse({"error": "no image for this message"}, status_code=404)
+        return Response(found[1], media_type=found[0])
 
     routes = [
         Route("/api/v1/gateway", cellcast.gateway, methods=["POST"]),
@@ -233,6 +301,7 @@ def create_app(
         Route("/api/v1/apiClient/getResponses", cellcast.responses, methods=["GET"]),
         Route("/api/v2/report/message/{message_id}", cellcast.report, methods=["GET"]),
         Route("/messages", clickatell.messages, methods=["POST"]),
+        Route("/messages/http/send", clickatell.http_send, methods=["GET", "POST"]),
         Route("/v1/sms/send", cloudware.send, methods=["POST"]),
         Route("/v1/sms/queue", cloudware.queue, methods=["POST"]),
         Route("/v1/sms/messages", cloudware.messages, methods=["GET"]),
@@ -241,6 +310,9 @@ def create_app(
         Route("/_sandbox/faults", add_fault, methods=["POST"]),
         Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
         Route("/_sandbox/settings", settings, methods=["POST"]),
+        Route("/_sandbox/settings", show_settings, methods=["GET"]),
+        Route("/_sandbox/conversations", conversations, methods=["GET"]),
+        Route("/_sandbox/media/{message_id}", media, methods=["GET"]),
         Route("/_sandbox/delivery", delivery, methods=["POST"]),
         Route("/_sandbox/webhooks", show_webhooks, methods=["GET"]),
         Route("/_sandbox/webhooks", set_webhooks, methods=["POST"]),

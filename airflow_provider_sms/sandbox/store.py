@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -94,6 +94,15 @@ class Store:
         self._lock = threading.Lock()
         self.settings = Settings()
         self.recent_calls: deque[float] = deque()  # for per-account rate limits
+        self.media: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # message id -> MMS image (the latest 200)
+
+    def keep_media(self, message_ids: Iterable[str], content_type: str, content: bytes) -> None:
+        """Remember the image an MMS carried, for the page to show."""
+        with self._lock:
+            for message_id in message_ids:
+                self.media[message_id] = (content_type, content)
+            while len(self.media) > 200:
+                self.media.popitem(last=False)
 
     def add_messages(
         self,
@@ -218,3 +227,4 @@ class Store:
             self._db.execute("DELETE FROM messages")
             self.settings = Settings()
             self.recent_calls.clear()
+            self.media.clear()

@@ -51,3 +51,20 @@ def test_region_for_country_code() -> None:
     assert region_for_country_code(None) is None
     with pytest.raises(SmsValidationError):
         region_for_country_code("abc")
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "says"),
+    [
+        ("0400000001", None, "has no country code and none is assumed: write it with its country code"),
+        ("+15550100", None, "is not a valid +1 (US) number: too short (a local number: add its area code)"),
+        ("+614001", None, "is not a valid +61 (AU) number: too short"),
+        ("0400 1", "AU", "is not a valid +61 (AU) number: no AU number has this length and prefix; AU was assumed"),
+        ("+61199999999", None, "is not a valid +61 (AU) number: no AU number has this length and prefix"),
+        ("+999123", None, "is not a phone number"),
+    ],
+)
+def test_the_error_says_what_is_wrong_with_a_number(raw: str, region: str | None, says: str) -> None:
+    with pytest.raises(SmsValidationError) as caught:
+        normalize_number(raw, region)
+    assert says in str(caught.value)

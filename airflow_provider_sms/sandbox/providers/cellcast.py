@@ -216,9 +216,14 @@ class Cellcast:
         if gif and not gif.lower().split("?")[0].endswith(".gif"):
             return _cellcast_api_error(400, "gif must be the URL of a .gif file", "Invalid gif.")
         contacts = json_or_none(str(form.get("contacts") or "").encode())
-        return self._queue(
+        answer = self._queue(
             "/api/v1/gatewaymms", message, contacts if isinstance(contacts, list) else [], form.get("sender"), None
         )
+        if media is not None and not isinstance(media, str) and answer.status_code == 200:
+            queued = json_or_none(bytes(answer.body))["data"]["queueResponse"]
+            kind = "image/png" if media.filename and media.filename.lower().endswith(".png") else "image/jpeg"
+            self.store.keep_media([q["MessageId"] for q in queued], kind, content)
+        return answer
 
     async def chat(self, request: Request) -> Response:
         body, error = await self._json_send(request)

@@ -1,4 +1,5 @@
-"""Clickatell as the sandbox serves it: ``POST /messages`` in JSON or XML, up to 200 recipients.
+"""Clickatell as the sandbox serves it: ``POST /messages`` in JSON or XML, up to 200 recipients, and the
+HTTP API's ``/messages/http/send``.
 
 Answers follow the provider docs: ``202`` with one ``messages`` entry per recipient (``apiMessageId``,
 ``accepted``, ``to`` and the error fields), in the format of the request, and the raw API key as the
@@ -7,6 +8,7 @@ Answers follow the provider docs: ``202`` with one ``messages`` entry per recipi
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Any
@@ -73,6 +75,9 @@ def status_webhook(row: dict[str, Any], status: str) -> dict[str, Any] | None:
     }
 
 
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+
+
 class Clickatell:
     """``POST /messages`` in JSON or XML."""
 
@@ -80,16 +85,35 @@ class Clickatell:
         self.store = store
 
     async def messages(self, request: Request) -> Response:
-        xml = "xml" in request.headers.get("content-type", "")
+        """``POST /messages`` (the REST API): JSON or XML in, the format ``Accept`` asks for out (else the
+        request's format)."""
+        sent_xml = "xml" in request.headers.get("content-type", "")
+        accept = request.headers.get("accept", "")
+        xml = "xml" in accept if ("xml" in accept or "json" in accept) else sent_xml
         key = request.headers.get("authorization", "").strip()
         if not key or key.lower().startswith("bearer ") or not token_ok(self.store, key):
             return _clickatell_error(
                 401, 1, "Invalid or missing Auth token", "Send the API key as the Authorization header", xml
             )
         raw = await request.body()
-        fields = self._read_xml(raw) if xml else json_or_none(raw)
+        fields = self._read_xml(raw) if sent_xml else json_or_none(raw)
         if not isinstance(fields, dict):
             return _clickatell_error(400, 2, "Invalid request", "The body could not be read", xml)
+        return self._send(fields, xml, "/messages")
+
+    async def http_send(self, request: Request) -> Response:
+        """``GET`` (or ``POST``) ``/messages/http/send?apiKey=...&to=...&content=...``: the HTTP API that
+        simple clients (apprise, the ``clickatell-platform`` library's ``Http``) use. Answers in JSON."""
+        params = dict(request.query_params)
+        if request.method == "POST" and "form" in request.headers.get("content-type", ""):
+            params.update({k: str(v) for k, v in (await request.form()).items()})
+        if not token_ok(self.store, params.get("apiKey", "")):
+            return _clickatell_error(401, 1, "Invalid or missing Auth token", "Give your API key as apiKey", False)
+        to = [n for n in params.get("to", "").split(",") if n.strip()]
+        fields = {"to": to, "content": params.get("content"), "from": params.get("from")}
+        return self._send(fields, False, "/messages/http/send")
+
+    def _send(self, fields: dict[str, Any], xml: bool, endpoint: str) -> Response:
         to = fields.get("to")
         if isinstance(to, str):
             to = [to]
@@ -100,6 +124,14 @@ class Clickatell:
         content = str(fields.get("content") or "")
         if not content:
             return _clickatell_error(400, 101, "Invalid or missing parameter", "content is required", xml)
+        binary = str(fields.get("binary", "false")).lower()
+        header = str(fields.get("userDataHeader") or "")
+        if binary not in ("true", "false"):
+            return _clickatell_error(400, 101, "Invalid or missing parameter", "binary must be true or false", xml)
+        for name, value in (("content", content if binary == "true" else ""), ("userDataHeader", header)):
+            if value and not _HEX.fullmatch(value):
+                text = f"{name} must be hexadecimal" + (" when binary is true" if name == "content" else "")
+                return _clickatell_error(400, 101, "Invalid or missing parameter", text, xml)
         when = None
         if fields.get("scheduledDeliveryTime"):
             moment = parse_time(str(fields["scheduledDeliveryTime"]))
@@ -145,7 +177,7 @@ class Clickatell:
             row = self.store.add_message(
                 direction="out",
                 provider="clickatell",
-                endpoint="/messages",
+                endpoint=endpoint,
                 phone=e164,
                 sender=fields.get("from"),
                 text=content,
@@ -183,6 +215,8 @@ class Clickatell:
             "ClientMessageId": "clientMessageId",
             "ValidityPeriod": "validityPeriod",
             "Charset": "charset",
+            "Binary": "binary",
+            "UserDataHeader": "userDataHeader",
         }
         fields: dict[str, Any] = {key: root.findtext(tag) for tag, key in names.items() if root.find(tag) is not None}
         fields["to"] = [node.text or "" for node in root.findall("To")]
