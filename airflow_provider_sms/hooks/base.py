@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -304,6 +304,28 @@ class SmsHook(BaseHook):
         Unknown fields are ignored; an item that cannot be read is skipped.
         """
         raise SmsUnsupportedFeatureError(f"{self.hook_name} does not send webhooks", provider=self.provider)
+
+    def webhook_message(
+        self, item: dict[str, Any], *, message_id: Any, sender: Any, receiver: Any, text: Any, received_at: Any
+    ) -> InboundMessage:
+        """An ``InboundMessage`` from one webhook item (already scrubbed) and the values its fields hold:
+        numbers in E.164 where they are numbers, the time now when the provider gives none or garbage,
+        and an id derived from sender, time and text when it gives none."""
+        from airflow_provider_sms.core.results import derive_message_id
+        from airflow_provider_sms.core.timestamps import timestamp_or_none
+
+        from_number = self.number_or_raw(str(sender or ""))
+        body = str(text or "")
+        at = timestamp_or_none(received_at) or datetime.now(timezone.utc)
+        return InboundMessage(
+            provider=self.provider,
+            message_id=str(message_id or "") or derive_message_id(from_number, at, body),
+            from_number=from_number,
+            to_number=self.number_or_raw(str(receiver)) if receiver else None,
+            text=body,
+            received_at=at,
+            raw=item,
+        )
 
     @property
     def webhook_secret(self) -> str | None:

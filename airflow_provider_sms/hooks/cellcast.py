@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -308,19 +308,14 @@ class CellcastHook(SmsHook):
             kind = str(item.get("type") or "").lower()
             if kind == "receive":
                 item = self.scrubbed(item)
-                sender = self.number_or_raw(str(item.get("sender") or ""))
-                text = str(item.get("message") or "")
-                at = timestamp_or_none(item.get("received_at")) or datetime.now(timezone.utc)
-                receiver = str(item.get("receiver") or "")
                 messages.append(
-                    InboundMessage(
-                        provider=self.provider,
-                        message_id=str(item.get("_id") or "") or derive_message_id(sender, at, text),
-                        from_number=sender,
-                        to_number=self.number_or_raw(receiver) if receiver else None,
-                        text=text,
-                        received_at=at,
-                        raw=item,
+                    self.webhook_message(
+                        item,
+                        message_id=item.get("_id"),
+                        sender=item.get("sender"),
+                        receiver=item.get("receiver"),
+                        text=item.get("message"),
+                        received_at=item.get("received_at"),
                     )
                 )
             elif "body" in item and "from" in item:

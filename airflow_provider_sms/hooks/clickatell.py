@@ -13,7 +13,7 @@ import contextlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,7 @@ from airflow_provider_sms.core.errors import (
 )
 from airflow_provider_sms.core.phone import SentNumbers
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, derive_message_id
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
 from airflow_provider_sms.core.timestamps import as_utc, timestamp_or_none
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
@@ -300,18 +300,13 @@ class ClickatellHook(SmsHook):
         return messages, reports
 
     def _reply(self, reply: dict[str, Any]) -> InboundMessage:
-        sender = self.number_or_raw(str(reply.get("from") or ""))
-        text = str(reply.get("content") or "")
-        at = timestamp_or_none(reply.get("timestamp")) or datetime.now(timezone.utc)
-        to = str(reply.get("to") or "")
-        return InboundMessage(
-            provider=self.provider,
-            message_id=str(reply.get("messageId") or "") or derive_message_id(sender, at, text),
-            from_number=sender,
-            to_number=self.number_or_raw(to) if to else None,
-            text=text,
-            received_at=at,
-            raw=reply,
+        return self.webhook_message(
+            reply,
+            message_id=reply.get("messageId"),
+            sender=reply.get("from"),
+            receiver=reply.get("to"),
+            text=reply.get("content"),
+            received_at=reply.get("timestamp"),
         )
 
     def _status(self, item: dict[str, Any]) -> DeliveryReport:
