@@ -355,8 +355,9 @@ class SmsHttpClient:
         )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self._origin = urlsplit(self.base_url)[:2]
-        self.host = urlsplit(self.base_url).netloc
+        base = urlsplit(self.base_url)
+        self._origin = (base.scheme, base.netloc)
+        self.host = base.netloc
 
     def close(self) -> None:
         self.session.close()
@@ -369,9 +370,10 @@ class SmsHttpClient:
         if "://" not in path_or_url:
             return f"{self.base_url}/{path_or_url.lstrip('/')}"
         url = urljoin(self.base_url + "/", path_or_url)
-        if urlsplit(url)[:2] != self._origin:
+        target = urlsplit(url)
+        if (target.scheme, target.netloc) != self._origin:
             raise SmsError(
-                f"refusing to follow {urlsplit(url).scheme}://{urlsplit(url).netloc}: it is not the "
+                f"refusing to follow {target.scheme}://{target.netloc}: it is not the "
                 f"connection's host, and the token must not be sent elsewhere",
                 provider=self.provider,
             )

@@ -8,7 +8,7 @@ the hook's ``get_delivery_reports`` (paced by the hook's client, as every reques
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_sms.core.errors import SmsValidationError
@@ -79,15 +79,7 @@ def merge_reports(
         if old is not None and (old.final or report.status == "unknown"):
             continue
         if report.to is None:
-            report = DeliveryReport(
-                report.provider,
-                report.message_id,
-                tracked.by_id[report.message_id] or None,
-                report.status,
-                report.provider_status,
-                report.at,
-                report.raw,
-            )
+            report = replace(report, to=tracked.by_id[report.message_id] or None)
         merged[report.message_id] = report
     return merged
 

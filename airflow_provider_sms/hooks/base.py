@@ -305,26 +305,40 @@ class SmsHook(BaseHook):
         """
         raise SmsUnsupportedFeatureError(f"{self.hook_name} does not send webhooks", provider=self.provider)
 
-    def webhook_message(
-        self, item: dict[str, Any], *, message_id: Any, sender: Any, receiver: Any, text: Any, received_at: Any
+    def number_or_none(self, raw: Any) -> str | None:
+        """``number_or_raw`` of a provider's optional number field; None when it is missing or blank."""
+        return self.number_or_raw(str(raw)) if raw else None
+
+    def inbound_message(
+        self, item: dict[str, Any], *, message_id: Any, sender: Any, receiver: Any, text: Any, received_at: datetime
     ) -> InboundMessage:
-        """An ``InboundMessage`` from one webhook item (already scrubbed) and the values its fields hold:
-        numbers in E.164 where they are numbers, the time now when the provider gives none or garbage,
-        and an id derived from sender, time and text when it gives none."""
+        """An ``InboundMessage`` from one provider item (already scrubbed) and the values its fields hold:
+        numbers in E.164 where they are numbers, and an id derived from sender, time and text when the
+        provider gives none."""
         from airflow_provider_sms.core.results import derive_message_id
-        from airflow_provider_sms.core.timestamps import timestamp_or_none
 
         from_number = self.number_or_raw(str(sender or ""))
         body = str(text or "")
-        at = timestamp_or_none(received_at) or datetime.now(timezone.utc)
         return InboundMessage(
             provider=self.provider,
-            message_id=str(message_id or "") or derive_message_id(from_number, at, body),
+            message_id=str(message_id or "") or derive_message_id(from_number, received_at, body),
             from_number=from_number,
-            to_number=self.number_or_raw(str(receiver)) if receiver else None,
+            to_number=self.number_or_none(receiver),
             text=body,
-            received_at=at,
+            received_at=received_at,
             raw=item,
+        )
+
+    def webhook_message(
+        self, item: dict[str, Any], *, message_id: Any, sender: Any, receiver: Any, text: Any, received_at: Any
+    ) -> InboundMessage:
+        """``inbound_message`` for a webhook item, whose time may be missing or garbage: then it is now
+        (a pushed reply has just arrived)."""
+        from airflow_provider_sms.core.timestamps import timestamp_or_none
+
+        at = timestamp_or_none(received_at) or datetime.now(timezone.utc)
+        return self.inbound_message(
+            item, message_id=message_id, sender=sender, receiver=receiver, text=text, received_at=at
         )
 
     @property

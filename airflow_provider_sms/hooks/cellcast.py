@@ -23,7 +23,7 @@ from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsRejectedE
 from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.phone import SentNumbers, region_for_country_code
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, derive_message_id
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
 from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp, timestamp_or_none
 from airflow_provider_sms.core.validation import MMS_MAX_CHARS, load_mms_media, validate_gif_url
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
@@ -245,18 +245,14 @@ class CellcastHook(SmsHook):
 
     def _read_item(self, item: dict[str, Any]) -> tuple[datetime, InboundMessage]:
         item = self.scrubbed(item)
-        raw_from = str(item.get("from") or "")
-        body = str(item.get("body") or "")
         received_at = parse_timestamp(str(item.get("received_at") or ""))
-        sender = self.number_or_raw(raw_from)
-        message = InboundMessage(
-            provider=self.provider,
-            message_id=str(item.get("message_id") or "") or derive_message_id(sender, received_at, body),
-            from_number=sender,
-            to_number=None,
-            text=body,
+        message = self.inbound_message(
+            item,
+            message_id=item.get("message_id"),
+            sender=item.get("from"),
+            receiver=None,
+            text=item.get("body"),
             received_at=received_at,
-            raw=item,
         )
         return received_at, message
 
@@ -287,11 +283,10 @@ class CellcastHook(SmsHook):
         record = self.scrubbed(record)
         word = str(record.get("status") or "")
         opted_out = str(record.get("replyStop")).lower() in ("true", "1")
-        receiver = str(record.get("receiver") or "")
         return DeliveryReport(
             provider=self.provider,
             message_id=str(record.get("_id") or message_id or ""),
-            to=self.number_or_raw(receiver) if receiver else None,
+            to=self.number_or_none(record.get("receiver")),
             status="unsubscribed" if opted_out else _DELIVERY.get(word.lower(), "unknown"),
             provider_status=word or None,
             at=timestamp_or_none(record.get("updatedAt")),

@@ -312,11 +312,10 @@ class ClickatellHook(SmsHook):
     def _status(self, item: dict[str, Any]) -> DeliveryReport:
         code = str(item.get("statusCode")).strip()
         word = str(item.get("status") or "")
-        to = str(item.get("to") or "")
         return DeliveryReport(
             provider=self.provider,
             message_id=str(item["messageId"]),
-            to=self.number_or_raw(to) if to else None,
+            to=self.number_or_none(item.get("to")),
             status=delivery_status(code, word),
             provider_status=f"{code} {word}".strip(),
             at=timestamp_or_none(_number_or_text(item.get("timestamp"))),

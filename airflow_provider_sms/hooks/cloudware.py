@@ -17,7 +17,7 @@ from airflow_provider_sms.core.answers import require_success
 from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError
 from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, derive_message_id
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
 from airflow_provider_sms.core.timestamps import parse_timestamp
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
@@ -142,17 +142,13 @@ class CloudwareHook(SmsHook):
         received_at = parse_timestamp(str(item.get("created_at") or item.get("sent_at") or ""))
         if item.get("type") != RECEIVED:
             return received_at, None
-        sender = self.number_or_raw(str(item.get("from") or ""))
-        text = str(item.get("message") or "")
-        raw_to = item.get("to")
-        message = InboundMessage(
-            provider=self.provider,
-            message_id=str(item.get("message_id") or "") or derive_message_id(sender, received_at, text),
-            from_number=sender,
-            to_number=self.number_or_raw(str(raw_to)) if raw_to else None,
-            text=text,
+        message = self.inbound_message(
+            item,
+            message_id=item.get("message_id"),
+            sender=item.get("from"),
+            receiver=item.get("to"),
+            text=item.get("message"),
             received_at=received_at,
-            raw=item,
         )
         return received_at, message
 
@@ -186,11 +182,10 @@ class CloudwareHook(SmsHook):
         return [found.get(m) or DeliveryReport(self.provider, m, None, "unknown") for m in wanted]
 
     def _report(self, item: dict[str, Any], when: datetime | None) -> DeliveryReport:
-        to = str(item.get("to") or "")
         return DeliveryReport(
             provider=self.provider,
             message_id=str(item.get("message_id") or ""),
-            to=self.number_or_raw(to) if to else None,
+            to=self.number_or_none(item.get("to")),
             status="sent",
             provider_status=SENT,
             at=when,
@@ -215,7 +210,3 @@ class CloudwareHook(SmsHook):
 
     def check_credentials(self) -> None:
         self.client.request("GET", MESSAGES)
-
-
-def _says_success(body: dict[str, Any]) -> bool:
-    return body.get("status") == "success"

@@ -119,13 +119,22 @@ class SendSmsOperator(SmsBaseOperator):
             return group_messages(list_from_template(self.messages))
         return {str(self.message): split_recipients(list_from_template(self.to))}
 
+    @property
+    def hook_kwargs(self) -> dict[str, Any]:
+        kwargs = super().hook_kwargs
+        if self.max_workers:
+            kwargs["max_workers"] = self.max_workers
+        return kwargs
+
+    def _conn_ids(self) -> list[str]:
+        """The primary connection, then the fallbacks in order."""
+        return [self.sms_conn_id, *(str(c) for c in (list_from_template(self.fallback_conn_ids) or []))]
+
     def _hooks(self) -> list[Callable[[], Any]]:
-        """Factories for the primary hook and each fallback, each built once, when first needed."""
+        """Factories for the primary hook and each fallback (``_conn_ids``), each built once, when first needed."""
         from airflow_provider_sms.hooks import get_sms_hook
 
-        hook_kwargs = {**self.hook_kwargs, **({"max_workers": self.max_workers} if self.max_workers else {})}
-        fallbacks = [str(c) for c in (list_from_template(self.fallback_conn_ids) or [])]
-        return [cache(partial(get_sms_hook, conn_id, **hook_kwargs)) for conn_id in [self.sms_conn_id, *fallbacks]]
+        return [cache(partial(get_sms_hook, conn_id, **self.hook_kwargs)) for conn_id in self._conn_ids()]
 
     def timed_sender(self) -> TimedSender:
         from airflow_provider_sms.core.delivery import send_with_failover
@@ -141,7 +150,6 @@ class SendSmsOperator(SmsBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_sms.core.delivery import combine, message_rows, send_grouped, send_with_failover
-        from airflow_provider_sms.hooks import get_sms_hook
 
         if self.local_time is not None or self.quiet_hours is not None:
             from airflow_provider_sms.core.phone import split_recipients
@@ -157,18 +165,16 @@ class SendSmsOperator(SmsBaseOperator):
                 context, rows, local_time=self.local_time, default_tz=self.default_tz, dry_run=self.is_dry_run
             )
         send_at = self.send_at or None
-        hook_kwargs = {**self.hook_kwargs, **({"max_workers": self.max_workers} if self.max_workers else {})}
 
         def send(to: list[str], text: str, *, dry_run: bool = False) -> SendResult:
             return send_with_failover(factories, to, text, sender=self.sender, send_at=send_at, dry_run=dry_run)
 
         try:
             groups = self._groups()
-            primary = get_sms_hook(self.sms_conn_id, **hook_kwargs)
-            factories: list[Callable[[], Any]] = [lambda: primary]
-            for conn_id in [str(c) for c in (list_from_template(self.fallback_conn_ids) or [])]:
-                factories.append(cache(partial(get_sms_hook, conn_id, **hook_kwargs)))  # built once, when needed
-                if send_at is not None and not factories[-1]().supports_send_at:
+            factories = self._hooks()
+            primary = factories[0]()
+            for conn_id, make_hook in zip(self._conn_ids()[1:], factories[1:], strict=True):
+                if send_at is not None and not make_hook().supports_send_at:  # built once, only here
                     raise SmsUnsupportedFeatureError(
                         f"fallback connection {conn_id!r} cannot schedule a message, so it cannot take this "
                         "send_at send; drop it from fallback_conn_ids or use a Cellcast or Clickatell connection"

@@ -9,7 +9,7 @@ one of the test numbers below, which always end the same way so failure paths ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 # Numbers that always end the same way (any provider): texting them exercises a DAG's failure paths.
@@ -52,8 +52,7 @@ class DeliveryPlan:
         if row["direction"] != "out":
             return str(row["status"])
         now = now or datetime.now(timezone.utc)
-        due = parse_stamp(row["scheduled_for"] or row["ts"])
-        waited = (now - due).total_seconds()
+        waited = (now - due_at(row)).total_seconds()
         if waited < 0:
             return "scheduled"
         if waited < self.sent_after:
@@ -64,9 +63,12 @@ class DeliveryPlan:
 
     def settles_at(self, row: dict[str, Any]) -> datetime:
         """When a sent message reaches its final status."""
-        from datetime import timedelta
+        return due_at(row) + timedelta(seconds=self.final_after)
 
-        return parse_stamp(row["scheduled_for"] or row["ts"]) + timedelta(seconds=self.final_after)
+
+def due_at(row: dict[str, Any]) -> datetime:
+    """When a stored message was due to go: its scheduled time, else when it was stored."""
+    return parse_stamp(row["scheduled_for"] or row["ts"])
 
 
 def parse_stamp(text: str) -> datetime:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from airflow_provider_sms.core.encoding import count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.core.phone import normalize_number
-from airflow_provider_sms.sandbox.delivery import CLICKATELL_CODES
+from airflow_provider_sms.sandbox.delivery import CLICKATELL_CODES, parse_stamp
 from airflow_provider_sms.sandbox.providers.common import SANDBOX_NUMBER, json_or_none, parse_time, token_ok
 from airflow_provider_sms.sandbox.store import Store, stamp
 
@@ -43,7 +43,7 @@ def _epoch_ms(moment: datetime | None = None) -> int:
 
 def inbound_webhook(row: dict[str, Any]) -> dict[str, Any]:
     """A reply as Clickatell's reply (MO) callback sends it."""
-    received = datetime.fromisoformat(row["ts"].replace("Z", "+00:00"))
+    received = parse_stamp(row["ts"])
     reply = {
         "channel": "sms",
         "messageId": row["message_id"],
