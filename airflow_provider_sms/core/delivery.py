@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
 from airflow_provider_sms.core.phone import split_recipients
 from airflow_provider_sms.core.results import SendResult
+from airflow_provider_sms.core.validation import SendAt
 
 log = logging.getLogger(__name__)
-
-SendAt = datetime | str | timedelta | None
 
 
 class Sender(Protocol):

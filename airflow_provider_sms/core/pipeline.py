@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from airflow_provider_sms.core.encoding import SegmentInfo
@@ -31,7 +31,13 @@ from airflow_provider_sms.core.errors import (
 )
 from airflow_provider_sms.core.phone import prepare_recipients
 from airflow_provider_sms.core.results import SendResult
-from airflow_provider_sms.core.validation import resolve_send_time, validate_message, validate_sender, validate_text
+from airflow_provider_sms.core.validation import (
+    SendAt,
+    resolve_send_time,
+    validate_message,
+    validate_sender,
+    validate_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +113,7 @@ def prepare(
     provider: str,
     sender: str | None = None,
     default_sender: str | None = None,
-    send_at: datetime | str | timedelta | None = None,
+    send_at: SendAt = None,
     region: str | None = None,
     destination: DestinationRule | None = None,
     check_text: bool = True,

@@ -13,6 +13,9 @@ from pathlib import Path
 from airflow_provider_sms.core.encoding import SegmentInfo, count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
 
+# What a send's ``send_at`` may be: an aware datetime, an ISO-8601 string with an offset, a timedelta
+# from now, or None for now (``resolve_send_time`` reads it).
+SendAt = datetime | str | timedelta | None
 DEFAULT_MAX_SEGMENTS = 10
 # Our own guards where the providers document none: an MMS text's length, and how far ahead a send may
 # be scheduled (a year: beyond that a date is almost always a typo, such as 9999-12-31).
@@ -80,7 +83,7 @@ def validate_sender(sender: str | None) -> str | None:
     return value
 
 
-def resolve_send_time(when: datetime | str | timedelta | None, *, now: datetime | None = None) -> datetime | None:
+def resolve_send_time(when: SendAt, *, now: datetime | None = None) -> datetime | None:
     """Turn a schedule time into an aware UTC datetime, refusing naive and past times.
 
     :param when: an aware datetime, an ISO-8601 string with an offset, or a ``timedelta`` from now.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -21,9 +21,8 @@ from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT, DEFAULT_THRESH
 from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
 from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, prepare, run
 from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
-from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, validate_sender
+from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, SendAt, validate_sender
 
-SendAt = datetime | str | timedelta | None
 DEFAULT_READ_TIMEOUT = 30.0
 MAX_READ_TIMEOUT = 600.0
 
