@@ -10,8 +10,12 @@ AIRFLOW_PIN := apache-airflow==$(AIRFLOW_VERSION)
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+# Ports, all on 127.0.0.1: `make demo SANDBOX_PORT=9000 AIRFLOW_PORT=9001`. 0 picks a free one; the demo
+# moves the sandbox to a free port when SANDBOX_PORT is taken.
+SANDBOX_PORT ?= 8765
+AIRFLOW_PORT ?= 0
 
-.PHONY: venv test lint typecheck unit demo demo-serve sandbox bench clean
+.PHONY: venv test lint typecheck unit demo demo-serve sandbox bench dist clean
 
 venv: $(STAMP)
 
@@ -34,17 +38,22 @@ unit: venv
 test: lint typecheck unit
 
 demo: venv
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python demo/run_demo.py --port $(SANDBOX_PORT) --airflow-port $(AIRFLOW_PORT)
 
 demo-serve: venv
-	$(BIN)/python demo/run_demo.py --serve
+	$(BIN)/python demo/run_demo.py --serve --port $(SANDBOX_PORT) --airflow-port $(AIRFLOW_PORT)
 
 bench: venv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
 
 sandbox: venv
-	$(BIN)/airflow-sms-sandbox --port 8765
+	$(BIN)/airflow-sms-sandbox --host 127.0.0.1 --port $(SANDBOX_PORT)
+
+# The wheel and the sdist under dist/ (what `pip install dist/*.whl` takes).
+dist: venv
+	rm -rf dist
+	$(BIN)/uv build --out-dir dist
 
 clean:
-	rm -rf .venv .venv-airflow-* .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf .venv .venv-airflow-* .pytest_cache .mypy_cache .ruff_cache .demo dist

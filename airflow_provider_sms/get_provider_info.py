@@ -58,4 +58,6 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],
         "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
+        # Also an ``airflow.plugins`` entry point: that loads it with Airflow's default lazy provider discovery.
+        "plugins": [{"name": "sms_webhooks", "plugin-class": "airflow_provider_sms.webhooks.plugin.SmsWebhooksPlugin"}],
     }

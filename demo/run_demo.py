@@ -10,6 +10,11 @@ cost: the deferred waits share one poll of the inbox in the triggerer. Last, the
 SMS webhook on the Airflow API server with a reply, as Cloudware would, and the DAG scheduled on the
 reply asset runs with no polling at all. It stops everything it started; with ``--serve`` it keeps
 the sandbox and Airflow up for a person to browse (a reply typed on the sandbox page runs that DAG).
+
+A busy machine is expected: the embedded SQLite database can make the API server answer 5xx for a
+moment, so REST calls are retried with backoff (a trigger names its run id, so a retried trigger can
+never start a second run), triggers are paced, and a failure ends with what failed and where the logs
+are instead of a traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,6 +53,91 @@ TEAM_ANSWERS = {
     "+61400000014": ("NO", 19),
 }
 SENSOR_POLL_INTERVAL = 5  # poke_interval of the example sensors
+TRIGGER_PACE = 1.0  # seconds between triggers: the scheduler and starting tasks write to SQLite too
+RETRY_DELAYS = (1, 2, 4, 8, 15)  # seconds before each retry of a REST call answered 5xx or not at all
+T = TypeVar("T")
+
+
+class DemoError(Exception):
+    """A step of the demo that could not be done; the message says which and why."""
+
+
+def transient(err: Exception) -> bool:
+    """A 5xx answer or no answer: worth another try once the database is less busy."""
+    if isinstance(err, requests.HTTPError):
+        return err.response is not None and err.response.status_code >= 500
+    return isinstance(err, (requests.ConnectionError, requests.Timeout))
+
+
+def with_retries(what: str, call: Callable[[], T]) -> T:
+    """``call()``, tried again after a transient failure (see ``RETRY_DELAYS``); ``DemoError`` when it keeps failing."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return call()
+        except (requests.RequestException, ValueError) as err:
+            if delay is None or not transient(err):
+                raise DemoError(f"{what}: {describe(err)}") from err
+            print(f"    ({what}: {describe(err)}; trying again in {delay}s)", flush=True)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def describe(err: Exception) -> str:
+    if isinstance(err, requests.HTTPError) and err.response is not None:
+        return f"HTTP {err.response.status_code} from {err.response.request.method} {err.response.url}"
+    return f"{type(err).__name__}: {err}"
+
+
+def checked(answer: requests.Response) -> Any:
+    answer.raise_for_status()
+    return answer.json()
+
+
+def trigger(airflow: RealAirflow, dag_id: str, conf: dict[str, Any] | None) -> str:
+    """Start a run as ``RealAirflow.trigger`` does, under a run id of our own, so that a retry after a 5xx
+    either starts the run or finds it already started (409), never starts a second one."""
+    api = f"{airflow.url}/api/v2/dags/{dag_id}"
+    dag = with_retries(f"reading DAG {dag_id}", lambda: checked(airflow.http.get(api, timeout=30)))
+    now = datetime.now(timezone.utc)
+    logical_date = dag.get("next_dagrun_logical_date") or now.isoformat()  # what the scheduler would add
+    run_id = f"demo__{dag_id}__{now.strftime('%Y%m%dT%H%M%S%f')}"
+    body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
+    tries = 0
+
+    def post() -> None:
+        nonlocal tries
+        tries += 1
+        answer = airflow.http.post(f"{api}/dagRuns", json=body, timeout=30)
+        if answer.status_code == 409 and tries > 1:
+            return  # an earlier try was processed after all
+        answer.raise_for_status()
+
+    with_retries(f"triggering {dag_id}", post)
+    with_retries(f"unpausing {dag_id}", lambda: checked(airflow.http.patch(api, json={"is_paused": False}, timeout=30)))
+    return run_id
+
+
+def quietly(call: Callable[[], T]) -> T | None:
+    """``call()``, or None when the API server did not answer well this time (a poll tries again)."""
+    try:
+        return call()
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def log_lines_in_order(airflow: RealAirflow, dag_id: str, run_id: str) -> list[str]:
+    """The run's provider log lines, task by task in the order the tasks started (not by task name)."""
+    answer = quietly(
+        lambda: checked(
+            airflow.http.get(
+                f"{airflow.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}, timeout=30
+            )
+        )
+    )
+    started = {ti["task_id"]: ti.get("start_date") or "~" for ti in (answer or {}).get("task_instances", [])}
+    lines = airflow.task_log_lines(dag_id, run_id)
+    return sorted(lines, key=lambda line: started.get(line.split(":", 1)[0], "~"))  # sorted() keeps ties in order
+
 
 RUNS: list[tuple[str, dict[str, Any] | None, str, str]] = [
     ("sms_alerting", {"simulate_failure": True}, "failed", "the nightly load fails and the on-call phone is texted"),
@@ -111,7 +204,8 @@ def webhook_step(airflow: RealAirflow, server: Any) -> bool:
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        runs = [r for r in airflow.runs_of("reply_webhook") if r["state"] in ("success", "failed")]
+        listed = quietly(lambda: airflow.runs_of("reply_webhook")) or []
+        runs = [r for r in listed if r["state"] in ("success", "failed")]
         if runs:
             answer = [m["text"] for m in server.store.all(phone=WEBHOOK_CUSTOMER) if m["direction"] == "out"]
             print(f"> reply_webhook: {runs[0]['state']} ({runs[0]['run_type']} run); it answered {answer}")
@@ -121,16 +215,19 @@ def webhook_step(airflow: RealAirflow, server: Any) -> bool:
     return False
 
 
-def wait_for_runs(airflow: RealAirflow, runs: dict[str, str], timeout: float = 240) -> dict[str, str]:
+def wait_for_runs(
+    airflow: RealAirflow, runs: dict[str, str], expected: dict[str, str], timeout: float = 240
+) -> dict[str, str]:
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while len(states) < len(runs) and time.monotonic() < deadline:
         for dag_id, run_id in runs.items():
             if dag_id not in states:
-                state = airflow.run_state(dag_id, run_id)
+                state = quietly(lambda dag_id=dag_id, run_id=run_id: airflow.run_state(dag_id, run_id))
                 if state in ("success", "failed"):
                     states[dag_id] = state
-                    print(f"  {dag_id}: {state}", flush=True)
+                    note = " (as intended)" if state == expected[dag_id] == "failed" else ""
+                    print(f"  {dag_id}: {state}{note}", flush=True)
         time.sleep(1)
     return states
 
@@ -138,15 +235,22 @@ def wait_for_runs(airflow: RealAirflow, runs: dict[str, str], timeout: float = 2
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="keep the sandbox running after the demo")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="the sandbox's port (0: any free one)")
+    parser.add_argument("--airflow-port", type=int, default=0, help="the Airflow API server's port (0: any free one)")
     args = parser.parse_args()
 
     from airflow_provider_sms.sandbox.server import SandboxServer
 
+    if args.airflow_port and free_port(args.airflow_port) != args.airflow_port:
+        print(f"Port {args.airflow_port} is in use: choose another --airflow-port (0: any free one).", file=sys.stderr)
+        return 2
     shutil.rmtree(HOME, ignore_errors=True)
     (HOME / "logs").mkdir(parents=True)
     started = time.monotonic()
-    server = SandboxServer(port=free_port(args.port)).start()
+    port = free_port(args.port)
+    if args.port and port != args.port:
+        print(f"Port {args.port} is in use: the sandbox takes {port} instead (set it with --port).", flush=True)
+    server = SandboxServer(port=port).start()
     print(f"SMS sandbox running at {server.url}", flush=True)
     connections = {
         f"{conn_type}_default": {
@@ -165,6 +269,15 @@ def main() -> int:
         logs_dir=HOME / "logs",
         scheduling=True,
     )
+    if args.airflow_port:  # RealAirflow picks a free port; the same settings name a chosen one
+        airflow.port, airflow.url = args.airflow_port, f"http://127.0.0.1:{args.airflow_port}"
+        airflow.env.update(
+            {
+                "AIRFLOW__API__PORT": str(airflow.port),
+                "AIRFLOW__API__BASE_URL": airflow.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow.url}/execution/",
+            }
+        )
     stop = threading.Event()
     repliers: list[Callable[[], None]] = [
         lambda: answer_when_asked(server.store, stop, APPROVER_ANSWER, "Reply YES to publish"),
@@ -173,40 +286,50 @@ def main() -> int:
         lambda: answer_when_asked(server.store, stop, ON_CALL_ANSWER, "Reply ACK"),
     ]
     threads = [threading.Thread(target=replier, daemon=True) for replier in repliers]
+    expected = {dag_id: state for dag_id, _conf, state, _what in RUNS}
     failures = 0
+    step = "starting Airflow"
     try:
         print("Starting Airflow (API server, scheduler, DAG processor, triggerer) once for every step ...", flush=True)
         airflow.start()
         airflow.wait_until_ready([*(dag_id for dag_id, *_ in RUNS), "reply_webhook"])
-        airflow.unpause("reply_webhook")
+        step = "unpausing reply_webhook"
+        with_retries(step, lambda: airflow.unpause("reply_webhook"))
         server.store.settings.delivery.update({"sent_after": 2, "final_after": 5})
         print(f"Airflow is up at {airflow.url} after {time.monotonic() - started:.0f}s; triggering:", flush=True)
         runs: dict[str, str] = {}
         for dag_id, conf, _expected, what in RUNS:
-            runs[dag_id] = airflow.trigger(dag_id, conf)
+            step = f"triggering {dag_id}"
+            runs[dag_id] = trigger(airflow, dag_id, conf)
             print(f"  {dag_id}: {what}", flush=True)
+            time.sleep(TRIGGER_PACE)
         polls_before = server.faults.stats()["requests"].get("GET /v1/sms/messages", 0)
         waiting_since = time.monotonic()
         for thread in threads:
             thread.start()
+        step = "waiting for the runs"
         print("Waiting for the runs (the demo answers the texts as the recipients would):", flush=True)
-        states = wait_for_runs(airflow, runs)
+        states = wait_for_runs(airflow, runs, expected)
         waited = time.monotonic() - waiting_since
         polls = server.faults.stats()["requests"].get("GET /v1/sms/messages", 0) - polls_before
+        step = "reporting the runs"
         print("\nWhat each run did (from the task logs):")
-        for dag_id, _conf, expected, _what in RUNS:
+        for dag_id, _conf, want, _what in RUNS:
             state = states.get(dag_id, "unfinished")
-            ok = state == expected
+            ok = state == want
             failures += not ok
-            note = " (as intended: the alert is the point)" if expected == "failed" and ok else ""
+            note = " (as intended: the alert is the point)" if want == "failed" and ok else ""
             print(f"> {dag_id}: {state}{note}")
-            for line in airflow.task_log_lines(dag_id, runs[dag_id])[:8]:
+            for line in log_lines_in_order(airflow, dag_id, runs[dag_id])[:8]:
                 print(f"    {line}")
             if not ok:
-                for task_id, task_state in airflow.task_states(dag_id, runs[dag_id]).items():
+                tasks = quietly(lambda dag_id=dag_id: airflow.task_states(dag_id, runs[dag_id])) or {}
+                for task_id, task_state in tasks.items():
                     print(f"    task {task_id}: {task_state}")
+                print(f"    its task logs: {AIRFLOW_HOME / 'logs' / f'dag_id={dag_id}'}")
         print(f"  task logs: {AIRFLOW_HOME / 'logs'}; component logs: {HOME / 'logs'}")
         summarize(server, polls, waited)
+        step = "the webhook step"
         failures += not webhook_step(airflow, server)
         if args.serve:
             print(
@@ -218,12 +341,20 @@ def main() -> int:
                 time.sleep(3600)
     except KeyboardInterrupt:
         pass
+    except Exception as err:  # the first thing a user runs: say what failed and where to look, no traceback
+        print(f"\nThe demo failed while {step}: {err}", file=sys.stderr)
+        print(
+            f"  Airflow's component logs (api-server, scheduler, dag-processor, triggerer): {HOME / 'logs'}\n"
+            f"  task logs: {AIRFLOW_HOME / 'logs'}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         stop.set()
         airflow.stop()
         server.stop()
     if failures:
-        print(f"\n{failures} demo run(s) did not end as expected; see the task states above.")
+        print(f"\n{failures} demo run(s) did not end as expected; see the task states and logs above.")
         return 1
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s: every run ended as expected.")
     return 0

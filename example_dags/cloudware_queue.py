@@ -27,5 +27,5 @@ with DAG(
     CloudwareQueueSmsOperator(
         task_id="queue_newsletter",
         to=subscribers(),
-        message="Our {{ ds }} newsletter is out: reply STOP to unsubscribe.",
+        message="Our {{ dag_run.start_date | ds }} newsletter is out: reply STOP to unsubscribe.",
     )

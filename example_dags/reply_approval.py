@@ -29,7 +29,7 @@ with DAG(
         task_id="ask_for_approval",
         sms_conn_id="cloudware_default",
         to="{{ params.approver }}",
-        message="The {{ ds }} report is ready. Reply YES to publish it or NO to hold it.",
+        message="The {{ dag_run.start_date | ds }} report is ready. Reply YES to publish it or NO to hold it.",
     )
 
     reply = InboundSmsSensor(

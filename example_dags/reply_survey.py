@@ -47,6 +47,9 @@ with DAG(
     def tally(replies: list[dict]) -> dict[str, list[str]]:
         import re
 
+        # One read of every answer. Iterating the lazy sequence would ask for one item past the end,
+        # which Airflow answers 404 and logs as "XCom not found" (in the scheduler's log with LocalExecutor).
+        replies = list(replies[:])
         said_yes = [r["from_number"] for r in replies if re.search(r"\byes\b", r["text"], re.IGNORECASE)]
         said_no = [r["from_number"] for r in replies if r["from_number"] not in said_yes]
         print(f"{len(said_yes)} can cover Saturday, {len(said_no)} cannot")

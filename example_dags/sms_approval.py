@@ -32,7 +32,7 @@ if HITL_AVAILABLE:
 
         approval = SmsApprovalOperator(
             task_id="approve_publishing",
-            subject="Publish the {{ ds }} sales report?",
+            subject="Publish the {{ dag_run.start_date | ds }} sales report?",
             body="Today's report has {{ ti.xcom_pull('build_report') }} rows.",
             sms_conn_id="cloudware_default",
             to="+61400000002",

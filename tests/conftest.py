@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,21 @@ def sandbox_server() -> Iterator[object]:
 def sandbox(sandbox_server: object) -> object:
     sandbox_server.reset()  # type: ignore[attr-defined]
     return sandbox_server
+
+
+def reply_when_texted(store: Any, phone: str, text: str, provider: str = "cloudware") -> list[dict[str, Any]]:
+    """Make ``phone`` answer ``text`` (once) the moment the sandbox stores a message to it.
+
+    The reply is stored in the same thread, right after the message it answers: no polling thread and
+    no fixed wait, so a sensor that looks any time after the question was sent finds the answer.
+    Returns the list the reply is appended to, for the test to assert it happened.
+    """
+    replies: list[dict[str, Any]] = []
+
+    def answer(rows: list[dict[str, Any]]) -> None:
+        if not replies and any(r["direction"] == "out" and r["phone"] == phone for r in rows):
+            replies.append({})  # claimed before storing: the reply's own batch calls back here too
+            replies[0] = store.add_message(direction="in", provider=provider, phone=phone, text=text, status="received")
+
+    store.on_stored(answer)
+    return replies

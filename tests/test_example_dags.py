@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -190,25 +191,15 @@ def escalation_dag() -> Any:
 
 
 def test_escalation_stops_at_the_first_level_that_acknowledges(airflow_db: None, make_conn: Any, sandbox: Any) -> None:
-    import threading
-    import time
+    from tests.conftest import reply_when_texted
 
     make_conn("cloudware_default", "cloudware", host=sandbox.url, country_code="61")
     secondary = "+61400000022"
-
-    def acknowledge_when_paged() -> None:
-        for _ in range(600):
-            if any(m["direction"] == "out" for m in sandbox.store.all(phone=secondary)):
-                sandbox.store.add_message(
-                    direction="in", provider="cloudware", phone=secondary, text="ack", status="received"
-                )
-                return
-            time.sleep(0.05)
-
-    threading.Thread(target=acknowledge_when_paged, daemon=True).start()
+    acknowledged = reply_when_texted(sandbox.store, secondary, "ack")  # answers the moment it is paged
     run = escalation_dag().test()
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert run.state == "success"
+    assert len(acknowledged) == 1, "the secondary was never paged"
+    assert run.state == "success", states
     assert states["ack_primary"] == "skipped"  # no answer in time: escalated
     assert states["ack_secondary"] == "success"
     assert states["page_manager"] == "skipped" and states["ack_manager"] == "skipped"
@@ -229,3 +220,41 @@ def test_escalation_when_nobody_answers_pages_everyone_and_fails(
     assert states["nobody_acknowledged"] == "failed" and states["who_acknowledged"] == "skipped"
     paged = [m["phone"] for m in sandbox.store.all() if m["direction"] == "out"]
     assert paged == ["+61400000021", "+61400000022", "+61400000023"]
+
+
+LOGICAL_DATE_ONLY = re.compile(
+    r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|execution_date|data_interval_\w+)\b"
+)
+
+
+@pytest.mark.parametrize("path", [*sorted(EXAMPLE_DAGS.glob("*.py")), EXAMPLE_DAGS.parent / "README.md"], ids=str)
+def test_templates_use_what_every_run_has(path: Any) -> None:
+    """An Airflow 3 run may have no logical date: ``{{ ds }}`` and friends render as nothing or fail."""
+    text = path.read_text()
+    assert LOGICAL_DATE_ONLY.findall(text.replace("dag_run.start_date | ds", "")) == []
+
+
+def test_reply_survey_reads_its_answers_without_asking_past_the_end() -> None:
+    """Iterating Airflow's lazy XCom sequence asks for one item past the end, which the API answers 404 and
+    the scheduler logs as "XCom not found"; the tally reads every answer with one slice instead."""
+    from collections.abc import Sequence
+
+    class LazyAnswers(Sequence):  # what Airflow hands the task: items by index, or a slice in one read
+        def __init__(self, items: list[dict]) -> None:
+            self.items, self.past_the_end = items, 0
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, key: Any) -> Any:
+            if isinstance(key, int) and key >= len(self.items):
+                self.past_the_end += 1
+                raise IndexError(key)
+            return self.items[key]
+
+    answers = LazyAnswers(
+        [{"from_number": "+61400000011", "text": "YES"}, {"from_number": "+61400000012", "text": "no"}]
+    )
+    tally = load_dag("reply_survey").get_task("tally")
+    assert tally.python_callable(answers) == {"yes": ["+61400000011"], "no": ["+61400000012"]}
+    assert answers.past_the_end == 0

@@ -11,8 +11,9 @@ Control API (JSON), for tests and demos:
 ``delivered``/``failed``/``expired``/``rejected``/``unsubscribed``; see ``sandbox.delivery``),
 ``GET``/``POST /_sandbox/webhooks`` (URLs the sandbox calls with replies and delivery reports; see
 ``sandbox.webhooks``), ``GET /_sandbox/stats`` and ``POST /_sandbox/reset``. ``GET /`` shows the
-conversations, each message with its delivery status, and a form to reply as the recipient
-(``GET /_sandbox/conversations`` is the part it refreshes; ``GET /_sandbox/media/{id}`` an MMS image).
+conversations, each message with the delivery status its provider would report, and a form to reply
+as the recipient through any provider (``GET /_sandbox/conversations`` is the part it refreshes;
+``GET /_sandbox/media/{id}`` an MMS image; ``GET /favicon.ico`` its icon).
 
 Two guards keep a web page open in the same browser from driving the sandbox: the control API takes
 only ``Content-Type: application/json`` bodies (a cross-site form cannot send one), and every request
@@ -43,6 +44,11 @@ from airflow_provider_sms.sandbox.store import Store, stamp
 from airflow_provider_sms.sandbox.webhooks import WebhookPusher
 
 PROVIDERS = ("cellcast", "clickatell", "cloudware")
+# A speech bubble, so a browser's request for the icon finds one instead of a 404.
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path fill="#1b6fb5" '
+    b'd="M2 2h12a1 1 0 0 1 1 1v7a1 1 0 0 1-1 1H7l-4 3v-3H2a1 1 0 0 1-1-1V3a1 1 0 0 1 1-1z"/></svg>'
+)
 
 
 def reset_sandbox(store: Store, faults: Faults, webhooks: WebhookPusher | None = None) -> None:
@@ -275,18 +281,20 @@ def create_app(
 
     def conversations_html() -> str:
         plan = store.settings.delivery
-        rows = [{**row, "status": plan.status(row)} for row in store.all()]
-        receiving = ["cloudware", "cellcast"]
+        rows = [{**row, "status": plan.reported(row)} for row in store.all()]
         clickatell = pusher.targets.get("clickatell")
-        if clickatell is not None and clickatell.inbound:  # Clickatell has no inbound API, only its callback
-            receiving.append("clickatell")
-        return render_conversations(rows, stamp(), receiving, frozenset(store.media))
+        # Clickatell has no inbound API: a reply to its number reaches Airflow only through its callback
+        unread = () if clickatell is not None and clickatell.inbound else ("clickatell",)
+        return render_conversations(rows, stamp(), PROVIDERS, frozenset(store.media), unread)
 
     async def page(request: Request) -> Response:
         return HTMLResponse(render_page(conversations_html()))
 
     async def conversations(request: Request) -> Response:
         return HTMLResponse(conversations_html())
+
+    async def favicon(request: Request) -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     async def media(request: Request) -> Response:
         found = store.media.get(request.path_params["message_id"])
@@ -299,6 +307,7 @@ def create_app(
         Route("/api/v1/chat", cellcast.chat, methods=["POST"]),
         Route("/api/v1/gatewaymms", cellcast.mms, methods=["POST"]),
         Route("/api/v1/apiClient/getResponses", cellcast.responses, methods=["GET"]),
+        Route("/api/v2/report/message", cellcast.report_list, methods=["GET"]),
         Route("/api/v2/report/message/{message_id}", cellcast.report, methods=["GET"]),
         Route("/messages", clickatell.messages, methods=["POST"]),
         Route("/messages/http/send", clickatell.http_send, methods=["GET", "POST"]),
@@ -319,6 +328,7 @@ def create_app(
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/", page, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.store = store

@@ -4,6 +4,7 @@ A message is ``queued`` from when it is due (sent, or its scheduled time) until 
 later, then ``sent`` until ``final_after`` seconds after it was due, then final: ``delivered``, or the
 outcome set for its number through the control API (``POST /_sandbox/delivery``), or the outcome of
 one of the test numbers below, which always end the same way so failure paths can be exercised.
+``reported`` is what the provider itself would say: Cloudware never reports past ``sent``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ TEST_NUMBERS = {
     "+61400000913": "unsubscribed",  # delivered, and the recipient opted out (replied STOP)
 }
 OUTCOMES = ("delivered", "failed", "expired", "rejected", "unsubscribed")
+SENT_IS_FINAL = frozenset({"cloudware"})  # providers that report a message as sent and nothing after
 
 
 @dataclass
@@ -60,6 +62,13 @@ class DeliveryPlan:
         if waited < self.final_after:
             return "sent"
         return self.outcome(row["phone"])
+
+    def reported(self, row: dict[str, Any], now: datetime | None = None) -> str:
+        """The status the message's provider would report now: Cloudware reports ``sent`` and nothing after."""
+        status = self.status(row, now)
+        if row["direction"] == "out" and row["provider"] in SENT_IS_FINAL and status not in ("scheduled", "queued"):
+            return "sent"
+        return status
 
     def settles_at(self, row: dict[str, Any]) -> datetime:
         """When a sent message reaches its final status."""

@@ -2,7 +2,8 @@
 
 ``render_page`` is the whole page; ``render_conversations`` the part that changes, which the page
 fetches from ``GET /_sandbox/conversations`` every few seconds and swaps in, except while someone is
-typing a reply (a field has focus or holds text), so nothing half-typed is lost. Each message shows how
+typing a reply (a field has focus or holds text), so nothing half-typed is lost. A reply goes by
+``fetch`` from one submit listener that cancels the form's own submission. Each message shows how
 it went out (SMS, chat or MMS, with the MMS image), when a scheduled one is due, and its delivery status.
 """
 
@@ -33,10 +34,11 @@ _CONVERSATIONS = """
   {% if m.scheduled_for %}· {{ 'due' if m.scheduled_for > now else 'was due' }}
   {{ m.scheduled_for[:16].replace('T', ' ') }} UTC{% endif %}</div></div>
  {% endfor %}
- <form onsubmit="return reply(this)">
+ <form class="reply" method="post">
   <input type="hidden" name="from" value="{{ phone }}">
   <select name="provider" aria-label="provider">{% for p in receiving %}
-   <option{% if p == messages[-1].provider %} selected{% endif %}>{{ p }}</option>
+   <option value="{{ p }}"{{ ' selected' if p == messages[-1].provider }}>{{ p }}
+   {{- ' (no reply callback set: Airflow will not see it)' if p in unread }}</option>
   {% endfor %}</select>
   <input type="text" name="text" placeholder="Reply as {{ phone }}" required><button>Reply</button>
  </form></div>
@@ -76,8 +78,13 @@ async function reply(form) {
   const answer = await fetch("/_sandbox/inbound", {method: "POST", headers: {"Content-Type": "application/json"},
                                                     body: JSON.stringify(body)});
   if (answer.ok) { form.text.value = ""; form.text.blur(); refresh(); } else { alert((await answer.json()).error); }
-  return false;
 }
+// One listener for every form, present and future: the page itself is never submitted (the reply goes
+// by fetch), so the text stays out of the URL and nothing aborts the request.
+document.getElementById("conversations").addEventListener("submit", event => {
+  event.preventDefault();
+  reply(event.target);
+});
 </script>
 </body></html>
 """
@@ -88,19 +95,24 @@ _page = _env.from_string(_PAGE)
 
 
 def render_conversations(
-    messages: list[dict[str, Any]], now: str, receiving: Sequence[str], media: frozenset[str] = frozenset()
+    messages: list[dict[str, Any]],
+    now: str,
+    receiving: Sequence[str],
+    media: frozenset[str] = frozenset(),
+    unread: Sequence[str] = (),
 ) -> str:
     """The conversations (oldest message first in each), newest conversation on top.
 
-    :param receiving: the providers a reply can be sent to (those with an inbound API or webhook here).
+    :param receiving: the providers a reply can be sent through.
     :param media: ids of messages whose MMS image the sandbox kept.
+    :param unread: providers whose replies nothing here passes on (Clickatell without its callback).
     """
     by_phone: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for message in messages:
         kind = _KINDS.get(message.get("endpoint") or "") if message["direction"] == "out" else None
         by_phone[message["phone"]].append({**message, "kind": kind, "has_media": message["message_id"] in media})
     phones = sorted(by_phone.items(), key=lambda item: item[1][-1]["ts"], reverse=True)
-    return _conversations.render(phones=phones, total=len(messages), now=now, receiving=receiving)
+    return _conversations.render(phones=phones, total=len(messages), now=now, receiving=receiving, unread=unread)
 
 
 def render_page(conversations: str) -> str:

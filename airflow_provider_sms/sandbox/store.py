@@ -1,21 +1,27 @@
 """The sandbox's memory: every message sent or received, in one SQLite table (in memory or a file).
 
 One table holds both directions, so a provider's listing (newest first, keyset-paged) is one indexed
-query. All access goes through a lock, so the server thread and tests can share a store.
+query. All access goes through a lock, so the server thread and tests can share a store. ``on_stored``
+listeners see each stored batch as it is committed (a phone that answers the moment it is texted), and
+``wait_for`` blocks until a matching message is stored, with a deadline.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_sms.sandbox.delivery import DeliveryPlan
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -92,6 +98,8 @@ class Store:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._stored = threading.Condition(self._lock)  # notified after every committed batch
+        self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.settings = Settings()
         self.recent_calls: deque[float] = deque()  # for per-account rate limits
         self.media: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # message id -> MMS image (the latest 200)
@@ -147,7 +155,38 @@ class Store:
                 cursor = self._db.execute(_INSERT, tuple(values[c] for c in _COLUMNS[1:]))
                 stored.append({**values, "seq": cursor.lastrowid})
             self._db.execute("COMMIT")
+            self._stored.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:  # outside the lock: a listener may store messages itself
+            try:
+                listener([dict(row) for row in stored])
+            except Exception:  # what was stored stays stored: a listener never fails the request
+                log.exception("sandbox store listener failed")
         return stored
+
+    def on_stored(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Call ``listener`` with the rows of every batch stored from now on, in the storing thread,
+        right after the commit (until ``reset``)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        """The oldest stored message ``match`` accepts, waiting up to ``timeout`` seconds for one to be
+        stored; ``TimeoutError`` when none was."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for row in self.after(seen):
+                if match(row):
+                    return row
+                seen = row["seq"]
+            with self._lock:
+                newest = int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0])
+                if newest <= seen:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"no matching message was stored within {timeout:g}s")
+                    self._stored.wait(remaining)
 
     def add_message(self, *, phone: str, **fields: Any) -> dict[str, Any]:
         """``add_messages`` for one phone."""
@@ -228,3 +267,4 @@ class Store:
             self.settings = Settings()
             self.recent_calls.clear()
             self.media.clear()
+            self._listeners.clear()

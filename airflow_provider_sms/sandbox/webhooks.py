@@ -5,7 +5,8 @@ Set a provider's URLs through the control API (``POST /_sandbox/webhooks``: ``{"
 From then on a background thread pushes, in that provider's documented format, every reply the sandbox
 receives and every delivery status change of messages sent after that moment. A call that fails (no
 answer, or not 2xx) is tried again after 1, 2, 4, 8 and 16 seconds, then dropped; ``GET
-/_sandbox/webhooks`` shows the URLs (secrets hidden) and the latest attempts.
+/_sandbox/webhooks`` shows the URLs (secrets hidden) and the latest attempts; ``wait_until_idle``
+returns once everything stored so far has been pushed (or dropped) and nothing is still to come.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class WebhookPusher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._session: Any = None
+        self._stepped = threading.Condition(self._lock)  # notified after every round
+        self._rounds = 0
+        self._idle = False  # the latest round made no call and left nothing to follow or retry
 
     def configure(self, provider: str, inbound: str | None, status: str | None, method: str = "POST") -> None:
         if provider not in _FORMATS:
@@ -133,6 +137,24 @@ class WebhookPusher:
             self._calls = [c for c in self._calls if c.due > now]
         for call in due:
             self._call(call)
+        with self._lock:
+            self._idle = not due and not self._calls and not self._following
+            self._rounds += 1
+            self._stepped.notify_all()
+
+    def wait_until_idle(self, timeout: float) -> None:
+        """Return once a whole round that began after this call found nothing to push, follow or retry
+        (so nothing stored before the call will still be pushed); ``TimeoutError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._thread is None:
+                return
+            first = self._rounds + 2  # the round under way may have started before this call
+            while self._rounds < first or not self._idle:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the sandbox's webhooks were still busy after {timeout:g}s")
+                self._stepped.wait(remaining)
 
     def _collect(self) -> None:
         while rows := self.store.after(self._seen_seq):

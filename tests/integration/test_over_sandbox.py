@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -145,23 +142,16 @@ def test_sensor_matches_a_reply_through_the_sandbox(conns: Any, provider: str) -
 
 
 def test_reply_approval_dag_end_to_end(airflow_db: None, conns: Any) -> None:
+    from tests.conftest import reply_when_texted
     from tests.test_example_dags import load_dag
 
-    def reply_when_asked() -> None:
-        for _ in itertools.repeat(None, 300):
-            if any(r["direction"] == "out" for r in conns.store.all(provider="cloudware")):
-                conns.store.add_message(
-                    direction="in", provider="cloudware", phone="+61400000001", text="YES", status="received"
-                )
-                return
-            time.sleep(0.05)
-
-    replier = threading.Thread(target=reply_when_asked, daemon=True)
-    replier.start()
-    run = load_dag("reply_approval").test()
-    replier.join(timeout=1)
+    replies = reply_when_texted(conns.store, "+61400000001", "YES")
+    dag = load_dag("reply_approval")
+    dag.get_task("wait_for_reply").timeout = 60  # an hour in the example: a lost reply fails in a minute here
+    run = dag.test()
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert run.state == "success"
+    assert len(replies) == 1, "the approver was never texted"
+    assert run.state == "success", states
     assert states["publish"] == "success"
     assert states["hold"] == "skipped"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +79,7 @@ class Receiver:
     def __init__(self, failures: int = 0) -> None:
         self.calls: list[dict[str, Any]] = []
         self.failures = failures
+        self.arrived = threading.Condition()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,17 +87,19 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                outer.calls.append(
-                    {
-                        "method": self.command,
-                        "path": parts.path,
-                        "query": dict(parse_qsl(parts.query)),
-                        "json": json.loads(body) if body else None,
-                        "auth": self.headers.get("Authorization"),
-                    }
-                )
-                failing = outer.failures > 0
-                outer.failures -= failing
+                with outer.arrived:
+                    outer.calls.append(
+                        {
+                            "method": self.command,
+                            "path": parts.path,
+                            "query": dict(parse_qsl(parts.query)),
+                            "json": json.loads(body) if body else None,
+                            "auth": self.headers.get("Authorization"),
+                        }
+                    )
+                    failing = outer.failures > 0
+                    outer.failures -= failing
+                    outer.arrived.notify_all()
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -111,11 +113,12 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait_for(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.calls) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.calls
+    def wait_for(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+        """The calls, once at least ``count`` arrived; fails the test after ``timeout`` seconds."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.calls) >= count, timeout):
+                pytest.fail(f"{len(self.calls)} webhook call(s) arrived within {timeout}s, expected {count}")
+            return list(self.calls)
 
 
 @pytest.fixture
@@ -184,7 +187,7 @@ def test_cellcast_posts_only_final_statuses(sandbox: Any, receiver: Receiver, ma
         sandbox.url + "/api/v1/gateway", headers=BEARER, json={"message": "hi", "contacts": ["0400000912"]}, timeout=5
     )
     (call,) = receiver.wait_for(1)
-    time.sleep(0.5)
+    sandbox.webhooks.wait_until_idle(timeout=60)  # the message is final: nothing more will be pushed
     assert len(receiver.calls) == 1
     make_conn("cellcast_default", "cellcast")
     _, (report,) = CellcastHook().parse_webhook(call["json"])
@@ -202,6 +205,7 @@ def test_a_failing_webhook_is_retried_until_it_answers_2xx(sandbox: Any) -> None
         )
         calls = failing.wait_for(3, timeout=30)
         assert len(calls) == 3 and calls[0]["json"] == calls[2]["json"]
+        sandbox.webhooks.wait_until_idle(timeout=60)  # the third attempt's outcome is recorded
         shown = requests.get(sandbox.url + "/_sandbox/webhooks", timeout=5).json()
         assert [a["outcome"] for a in shown["attempts"]] == [500, 500, 200]
         assert "abc" not in json.dumps(shown)  # secrets in URLs are not shown back
@@ -222,7 +226,7 @@ def test_only_what_happens_after_configuring_is_pushed(sandbox: Any, receiver: R
         timeout=5,
     )
     receiver.wait_for(1)
-    time.sleep(0.4)
+    sandbox.webhooks.wait_until_idle(timeout=60)
     assert [c["json"]["message"] for c in receiver.calls] == ["new"]
 
 

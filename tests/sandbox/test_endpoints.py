@@ -215,3 +215,36 @@ def test_requests_naming_another_host_are_refused(sandbox: Any) -> None:
     for name in ("localhost", "127.0.0.1", "[::1]"):
         ok = requests.get(sandbox.url + "/_sandbox/stats", headers={"Host": f"{name}:8765"}, timeout=5)
         assert ok.status_code == 200
+
+
+def test_the_command_line_prints_the_port_it_really_got_and_serves_there() -> None:
+    import re
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_sms.sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the first line comes only once the port is bound
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found, line
+        port = int(found.group(1))
+        assert port != 0
+        assert requests.get(f"http://127.0.0.1:{port}/favicon.ico", timeout=30).status_code == 200
+        taken = subprocess.run(
+            [sys.executable, "-m", "airflow_provider_sms.sandbox", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert taken.returncode == 2
+        assert taken.stdout == ""  # no URL announced for a server that never ran
+        assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

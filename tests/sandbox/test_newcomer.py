@@ -4,6 +4,7 @@ clients (Home Assistant's and apprise's Clickatell notifiers) call it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -46,26 +47,31 @@ def test_mms_chat_and_scheduled_messages_show_what_they_are(sandbox: Any) -> Non
     assert requests.get(f"{sandbox.url}/_sandbox/media/nope", timeout=5).status_code == 404
 
 
-def test_replies_are_offered_only_through_providers_that_receive(sandbox: Any) -> None:
+def test_every_recipient_can_be_answered_through_its_own_provider(sandbox: Any) -> None:
     requests.post(
-        sandbox.url + "/api/v1/gateway", headers=BEARER, json={"message": "hi", "contacts": ["0400000001"]}, timeout=5
+        sandbox.url + "/messages",
+        headers={"Authorization": "k"},
+        json={"content": "hi", "to": ["61400000001"]},
+        timeout=5,
     )
 
-    def offered() -> list[str]:
+    def offered() -> list[tuple[str, bool, str]]:
         html = requests.get(sandbox.url + "/_sandbox/conversations", timeout=5).text
-        return [
-            p
-            for p in ("cloudware", "cellcast", "clickatell")
-            if f"<option>{p}</option>" in html or f"<option selected>{p}</option>" in html
-        ]
+        options = re.findall(r'<option value="(\w+)"( selected)?>([^<]*)</option>', html)
+        return [(value, bool(selected), label.strip()) for value, selected, label in options]
 
-    assert offered() == ["cloudware", "cellcast"]  # Clickatell has no inbound API to read replies from
+    unseen = "clickatell (no reply callback set: Airflow will not see it)"
+    assert offered() == [
+        ("cellcast", False, "cellcast"),
+        ("clickatell", True, unseen),
+        ("cloudware", False, "cloudware"),
+    ]
     requests.post(
         sandbox.url + "/_sandbox/webhooks",
         json={"provider": "clickatell", "inbound": "http://127.0.0.1:9/x"},
         timeout=5,
     )
-    assert offered() == ["cloudware", "cellcast", "clickatell"]  # ...but a reply callback can push them
+    assert ("clickatell", True, "clickatell") in offered()  # the callback passes the reply on
 
 
 def test_settings_echo_everything_and_refuse_what_they_cannot_take(sandbox: Any) -> None:
@@ -132,3 +138,20 @@ def test_clickatell_answers_in_the_format_accept_asks_for(sandbox: Any) -> None:
     )
     assert answer.headers["content-type"].startswith("application/xml")
     assert "<Accepted>true</Accepted>" in answer.text
+
+
+def test_the_page_shows_what_each_provider_reports(sandbox: Any) -> None:
+    sandbox.store.settings.delivery.update({"sent_after": 0, "final_after": 0})
+    requests.post(sandbox.url + "/v1/sms/send", headers=BEARER, json={"to": "61400000001", "message": "a"}, timeout=5)
+    requests.post(
+        sandbox.url + "/api/v1/gateway", headers=BEARER, json={"message": "b", "contacts": ["0400000002"]}, timeout=5
+    )
+    html = requests.get(sandbox.url + "/_sandbox/conversations", timeout=5).text
+    statuses = dict(re.findall(r"via (\w+)\n.*?<span class=\"status \w+\">(\w+)</span>", html, re.DOTALL))
+    assert statuses == {"cloudware": "sent", "cellcast": "delivered"}  # Cloudware reports sent, nothing after
+
+
+def test_the_browser_finds_an_icon(sandbox: Any) -> None:
+    icon = requests.get(sandbox.url + "/favicon.ico", timeout=5)
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")

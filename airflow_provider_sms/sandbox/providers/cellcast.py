@@ -287,6 +287,31 @@ class Cellcast:
         row = self.store.find("cellcast", request.path_params["message_id"])
         if row is None or row["direction"] != "out":
             return _cellcast_api_error(404, "Message not found", "Message not found.")
+        return JSONResponse(_cellcast_envelope(True, "Message detail", self._record(row)))
+
+    async def report_list(self, request: Request) -> Response:
+        """``GET /api/v2/report/message?page=&limit=&campType=&fromDate=&toDate=``: sent messages, newest
+        first, in ``data.items`` (the records of the one-message report)."""
+        if (refused := self._refuse(request)) is not None:
+            return refused
+        query = request.query_params
+        try:
+            page, limit = max(int(query.get("page") or 1), 1), min(max(int(query.get("limit") or 10), 1), 100)
+        except ValueError:
+            return _cellcast_api_error(400, "page and limit must be numbers", "Bad request.")
+        mms = query.get("campType") == "mms"
+        rows = [
+            row
+            for row in reversed(self.store.all(provider="cellcast"))
+            if row["direction"] == "out"
+            and ("mms" in str(row.get("endpoint") or "")) == mms
+            and (not query.get("fromDate") or row["ts"][:10] >= query["fromDate"])
+            and (not query.get("toDate") or row["ts"][:10] <= query["toDate"])
+        ]
+        items = [self._record(row) for row in rows[(page - 1) * limit : page * limit]]
+        return JSONResponse(_cellcast_envelope(True, "Message list", {"items": items, "total": len(rows)}))
+
+    def _record(self, row: dict[str, Any]) -> dict[str, Any]:
         status = self.store.settings.delivery.status(row)
         info = count_segments(row["text"])
         data = {
@@ -303,4 +328,4 @@ class Cellcast:
             "send_time": (row["scheduled_for"] or row["ts"])[:23] + "Z",
             "scheduleAt": row["scheduled_for"][:23] + "Z" if row["scheduled_for"] else None,
         }
-        return JSONResponse(_cellcast_envelope(True, "Message detail", data))
+        return data
