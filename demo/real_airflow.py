@@ -1,9 +1,13 @@
 """One real Airflow for the demo and the end-to-end tests: API server, scheduler, DAG processor, triggerer.
 
-``RealAirflow`` starts the four components once (LocalExecutor, a throwaway SQLite database), each in
-its own process group with its log under ``logs_dir``, and drives them through Airflow's REST API:
-trigger runs, read their states, answer human-in-the-loop requests. ``stop()`` ends every process it
-started.
+``RealAirflow`` starts the four components once (LocalExecutor, a throwaway SQLite database unless
+``sql_alchemy_conn`` names another, e.g. a Postgres one), each in its own process group with its log
+under ``logs_dir``, and drives them through Airflow's REST API: trigger runs, read their states,
+answer human-in-the-loop requests. ``stop()`` ends every process it started. ``api_workers`` runs the
+API server with that many worker processes and ``triggerers`` starts that many triggerers (more than
+one needs a database other than SQLite). Every component listens on 127.0.0.1 only: the scheduler and
+triggerers do not start Airflow's log servers (which bind every interface; all components share this
+``home``, so task logs are read from its files), and their log-server ports are set to free ones.
 
 Only the runs asked for happen. Without ``scheduling`` the scheduler creates no runs of its own
 (``use_job_schedule`` off). With it (what asset-scheduled DAGs, such as the SMS webhook ones, need),
@@ -44,6 +48,9 @@ class RealAirflow:
 
     :param connections: conn id -> connection dict, set as ``AIRFLOW_CONN_*`` for every component.
     :param env: more environment (``AIRFLOW_VAR_*``, options).
+    :param sql_alchemy_conn: the metadata database (default: SQLite under ``home``).
+    :param api_workers: worker processes of the API server (``airflow api-server --workers N``).
+    :param triggerers: how many triggerer processes to start (more than one needs Postgres or MySQL).
     """
 
     def __init__(
@@ -56,6 +63,9 @@ class RealAirflow:
         logs_dir: Path | None = None,
         scheduling: bool = False,
         components: tuple[str, ...] = COMPONENTS,
+        sql_alchemy_conn: str | None = None,
+        api_workers: int = 1,
+        triggerers: int = 1,
     ) -> None:
         self.home = home
         self.logs_dir = logs_dir or home / "component-logs"
@@ -76,15 +86,27 @@ class RealAirflow:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(scheduling),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # Not served (see the module docstring); free ports in case a component serves them anyway.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             **(env or {}),
         }
+        if sql_alchemy_conn:
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
         for conn_id, conn in connections.items():
             self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
         self.binary = str(Path(sys.executable).with_name("airflow"))
         self.processes: list[subprocess.Popen[bytes]] = []
         self.http = requests.Session()
         self.scheduling = scheduling
-        self.components = components
+        self.api_workers = api_workers
+        # One entry per process: "triggerer" repeated when several are asked for.
+        self.components = tuple(
+            part
+            for component in components
+            for part in ([component] * triggerers if component == "triggerer" else [component])
+        )
+        self._started: list[str] = []
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -93,19 +115,33 @@ class RealAirflow:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run([self.binary, "db", "migrate"], env=self.env, check=True, capture_output=True)  # noqa: S603
         for component in self.components:
-            log = (self.logs_dir / f"{component}.log").open("wb")
+            name = component if component not in self._started else f"{component}-{self._started.count(component) + 1}"
+            self._started.append(component)
+            log = (self.logs_dir / f"{name}.log").open("wb")
             process = subprocess.Popen(  # noqa: S603
-                [self.binary, component], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [self.binary, component, *self._arguments(component)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+            log.close()
             self.processes.append(process)
         return self
+
+    def _arguments(self, component: str) -> list[str]:
+        if component == "api-server":
+            return ["--workers", str(self.api_workers)]
+        if component in ("scheduler", "triggerer"):
+            return ["--skip-serve-logs"]
+        return []
 
     def wait_until_ready(self, dag_ids: list[str], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for process, component in zip(self.processes, self.components, strict=True):
                 if process.poll() is not None:
-                    raise RuntimeError(f"airflow {component} exited; see {self.logs_dir / (component + '.log')}")
+                    raise RuntimeError(f"airflow {component} exited; see its log under {self.logs_dir}")
             try:
                 health = self.http.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
                 listed = self.http.get(f"{self.url}/api/v2/dags", params={"limit": 100}, timeout=5).json()

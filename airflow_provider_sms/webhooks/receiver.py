@@ -2,8 +2,10 @@
 
 Providers do not sign their calls, so each connection carries its own secret (extra ``webhook_secret``)
 that every call must present, in the URL (``?secret=``) or as the HTTP Basic password (Clickatell lets
-you set a user and password on its callback). A connection without a secret takes no webhooks. Secrets
-are compared in constant time and never logged.
+you set a user and password on its callback). A connection without a secret takes no webhooks, and
+says so in the log (at start-up, and once an hour per connection when called). Secrets are compared in
+constant time and never logged. A connection id is looked up exactly as Airflow looks it up (its own
+secrets backends, in their order), after the same syntax check Airflow applies to ids it stores.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import binascii
 import hmac
 import json
 import logging
+import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -24,8 +28,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # no provider's single call comes near this
+MAX_DEPTH = 32  # no provider's JSON nests beyond a few levels
 HOOK_TTL = 30.0  # seconds a connection (and its secret) is reused before it is read again
 _MAX_CACHED = 256
+NO_SECRET_WARNING_EVERY = 3600.0
+SMS_CONN_TYPES = ("cellcast", "clickatell", "cloudware")
+# Airflow's own rule for a connection id (``airflow.models.connection.RE_SANITIZE_CONN_ID``, 250 chars).
+CONN_ID = re.compile(r"^[\w#!()\-.:/\\]{1,250}$")
 
 
 class Refused(Exception):
@@ -38,6 +47,17 @@ class Refused(Exception):
 
 
 NOT_FOUND = Refused(404, "Not Found")  # the same answer as a route that does not exist: it reveals nothing
+
+
+class Unrecordable(Refused):
+    """A body that can never be recorded, however often it is sent: 422, with a short reason."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(422, detail)
+
+
+class Transient(Exception):
+    """A fault that a later call may not meet (the metadata database unreachable): 503 and Retry-After."""
 
 
 def presented_secret(query_secret: str | None, authorization: str | None) -> str | None:
@@ -62,7 +82,17 @@ def secret_matches(expected: str | None, presented: str | None) -> bool:
 
 
 def read_json(body: bytes) -> Any:
-    """The JSON payload of a call, or ``Refused(400)``."""
+    """The JSON payload of a call; ``Refused(400)`` when it is not JSON, ``Unrecordable`` when it nests
+    deeper than any provider's format (checked before parsing, so depth costs nothing)."""
+    depth = deepest = 0
+    for byte in body:
+        if byte in (0x5B, 0x7B):  # [ {  (inside strings too: an over-count only makes the check stricter)
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise Unrecordable(f"the JSON nests deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -71,13 +101,16 @@ def read_json(body: bytes) -> Any:
 
 class Hooks:
     """The SMS hook of each connection, read at most once every ``ttl`` seconds (a changed secret or a
-    deleted connection takes effect within that time). Unknown connections are remembered as None too,
-    so a scan of made-up names costs one lookup each per ``ttl``; at most ``_MAX_CACHED`` are kept."""
+    deleted connection takes effect within that time). A connection Airflow does not know is remembered
+    as None too, so a scan of made-up names costs one lookup each per ``ttl``; at most ``_MAX_CACHED``
+    are kept. A lookup that failed (Airflow answers "not defined" when a secrets backend or the metadata
+    database is down, so that is checked) is never remembered: the call gets ``Transient``."""
 
     def __init__(self, ttl: float = HOOK_TTL) -> None:
         self.ttl = ttl
         self._cache: OrderedDict[str, tuple[float, SmsHook | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._warned: dict[str, float] = {}
 
     def get(self, conn_id: str) -> SmsHook | None:
         now = time.monotonic()
@@ -99,19 +132,91 @@ class Hooks:
 
         try:
             return get_sms_hook(conn_id)
-        except Exception as err:  # not defined, not an SMS type, secrets backend down: all look the same outside
+        except Exception as err:
+            if type(err).__name__ != "AirflowNotFoundException" and not isinstance(err, ValueError):
+                log.warning("SMS webhook: looking up connection %r failed (%s)", conn_id, type(err).__name__)
+                raise Transient(f"looking up the connection failed: {type(err).__name__}") from None
+            if not metadata_database_answers():
+                log.warning("SMS webhook: connection %r not found while the metadata database is down", conn_id)
+                raise Transient("the metadata database is unreachable") from None
             log.info("SMS webhook for connection %r refused: %s", conn_id, type(err).__name__)
             return None
+
+    def warn_no_secret(self, conn_id: str) -> None:
+        """Say (at most once an hour per connection) why this connection's calls are all refused."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._warned.get(conn_id)
+            if last is not None and now - last < NO_SECRET_WARNING_EVERY:
+                return
+            self._warned[conn_id] = now
+        log.warning(UNPROTECTED_WARNING, conn_id)
 
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
 
 
+UNPROTECTED_WARNING = (
+    "SMS webhooks: connection %r has no webhook secret, so every webhook call for it is refused (404); "
+    "set the extra field 'webhook_secret' on the connection and put it in the webhook URL (?secret=...)"
+)
+
+
+def metadata_database_answers() -> bool:
+    """Whether the metadata database answers a trivial query now."""
+    try:
+        import sqlalchemy as sa
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            session.execute(sa.text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
 def authorized_hook(hooks: Hooks, conn_id: str, presented: str | None) -> SmsHook:
     """The hook of ``conn_id`` when the call presented its secret; ``NOT_FOUND`` otherwise, whatever the
-    reason (unknown connection, no secret set, wrong secret)."""
-    hook = hooks.get(conn_id) if len(conn_id) <= 250 else None
+    reason (an id Airflow would not accept, an unknown connection, no secret set, a wrong secret)."""
+    hook = hooks.get(conn_id) if CONN_ID.match(conn_id) else None
+    if hook is not None and not hook.webhook_secret:
+        hooks.warn_no_secret(conn_id)
     if hook is None or not secret_matches(hook.webhook_secret, presented):
         raise NOT_FOUND
     return hook
+
+
+def connections_without_secret() -> list[str]:
+    """SMS connections (environment variables and the metadata database) that have no webhook secret."""
+    from airflow.models.connection import Connection
+
+    found: dict[str, bool] = {}
+    for name, value in os.environ.items():
+        if not name.startswith("AIRFLOW_CONN_") or not value:
+            continue
+        conn_id = name[len("AIRFLOW_CONN_") :].lower()
+        try:
+            conn = Connection.from_json(value, conn_id=conn_id) if value.lstrip().startswith("{") else None
+            conn = conn or Connection(conn_id=conn_id, uri=value)
+        except Exception:  # noqa: S112 - not ours to judge; Airflow reports it where it is used
+            continue
+        if (conn.conn_type or "").lower() in SMS_CONN_TYPES:
+            found[conn_id] = bool(conn.extra_dejson.get("webhook_secret"))
+    try:
+        import sqlalchemy as sa
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            query = sa.select(Connection).where(Connection.conn_type.in_(SMS_CONN_TYPES))
+            for conn in session.scalars(query):
+                found.setdefault(conn.conn_id, bool(conn.extra_dejson.get("webhook_secret")))
+    except Exception as err:
+        log.info("SMS webhooks: could not list connections at start-up (%s)", type(err).__name__)
+    return sorted(conn_id for conn_id, has_secret in found.items() if not has_secret)
+
+
+def warn_connections_without_secret() -> None:
+    """The start-up warning: one line per SMS connection that cannot take webhooks."""
+    for conn_id in connections_without_secret():
+        log.warning(UNPROTECTED_WARNING, conn_id)

@@ -101,3 +101,99 @@ def test_an_asset_no_dag_uses_is_acknowledged_and_not_recorded(
     assert outcome.to_dict() == {"unscheduled": 1}
     assert "sms://nobody_listens/inbound" in caplog.text
     assert events("nobody_listens", "inbound") == []
+
+
+# --- the receipts table: the database decides, rows stay small, failures leave no trace ------------------
+
+
+def receipts_rows() -> list[dict[str, Any]]:
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_provider_sms.state.webhook_receipts import RECEIPTS
+
+    with create_session() as session:
+        return [dict(row._mapping) for row in session.execute(select(RECEIPTS))]
+
+
+def test_receipts_hold_no_number_and_no_text(assets: str) -> None:
+    AssetRecorder().record(assets, [reply("r-private", "my private words")], [report("delivered")])
+    mine = [r for r in receipts_rows() if r["conn_id"] == assets]
+    assert len(mine) == 2 and all(r["asset_event_id"] for r in mine)
+    dumped = repr(mine)
+    assert "private" not in dumped and "+61400000001" not in dumped and "r-private" not in dumped
+
+
+def test_a_failure_after_the_claim_leaves_nothing_so_the_retry_records(
+    assets: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from airflow_provider_sms.webhooks.receiver import Transient
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("INSERT ...", {}, Exception("server closed the connection unexpectedly"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AssetRecorder, "_register", staticmethod(down))
+        with pytest.raises(Transient, match="server closed"):
+            AssetRecorder().record(assets, [reply("r-retry")], [])
+    assert [r for r in receipts_rows() if r["conn_id"] == assets] == []
+    assert AssetRecorder().record(assets, [reply("r-retry")], []).to_dict() == {"recorded": 1}
+    assert len(events(assets, "inbound")) == 1
+
+
+def test_text_that_is_not_unicode_is_refused_before_any_write(assets: str) -> None:
+    from airflow_provider_sms.webhooks.receiver import Unrecordable
+
+    with pytest.raises(Unrecordable, match="not valid Unicode"):
+        AssetRecorder().record(assets, [reply("id-\ud800")], [])
+    with pytest.raises(Unrecordable, match="NUL"):
+        AssetRecorder().record(assets, [reply("r-nul", "a\x00b")], [])
+    assert events(assets, "inbound") == []
+
+
+def test_a_reply_without_a_provider_id_or_time_is_one_event_across_retries(assets: str, make_conn: Any) -> None:
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("clicky", "clickatell")
+    hook = get_sms_hook("clicky")
+    reply_item = {"from": "+61400000009", "to": "+61400000000", "content": "STOP"}
+    first, again = (
+        hook.webhook_message(
+            reply_item, message_id=None, sender="+61400000009", receiver="+61400000000", text="STOP", received_at=None
+        )
+        for _ in range(2)
+    )
+    assert first.received_at_estimated and first.message_id == again.message_id
+    recorder = AssetRecorder()
+    assert recorder.record(assets, [first], []).to_dict() == {"recorded": 1}
+    assert recorder.record(assets, [again], []).to_dict() == {"duplicates": 1}
+    (event,) = events(assets, "inbound")
+    assert event["received_at_estimated"] is True and event["message"]["received_at_estimated"] is True
+
+
+def test_an_id_differing_in_case_reaches_the_same_asset_for_an_environment_connection(
+    assets: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shouted = assets.upper()
+    assert AssetRecorder().record(shouted, [reply("r-case")], []).to_dict() == {"unscheduled": 1}  # not Airflow's
+    monkeypatch.setenv(f"AIRFLOW_CONN_{assets.upper()}", '{"conn_type": "cloudware"}')
+    assert AssetRecorder().record(shouted, [reply("r-case")], []).to_dict() == {"recorded": 1}
+    assert AssetRecorder().record(assets, [reply("r-case")], []).to_dict() == {"duplicates": 1}
+    (event,) = events(assets, "inbound")
+    assert event["conn_id"] == assets
+
+
+def test_old_receipts_are_pruned(assets: str) -> None:
+    from datetime import timedelta
+
+    from airflow.utils.session import create_session
+
+    from airflow_provider_sms.state import webhook_receipts
+
+    AssetRecorder().record(assets, [reply("r-old")], [])
+    with create_session() as session:
+        assert webhook_receipts.prune(session, older_than=timedelta(days=1)) == 0
+        assert webhook_receipts.prune(session, older_than=timedelta(seconds=-1)) >= 1
+    assert [r for r in receipts_rows() if r["conn_id"] == assets] == []
