@@ -8,6 +8,10 @@ object: polls per interval, peak TCP connections to the sandbox, RSS per waiter,
 stall, and the latency from a reply landing to its waiter's event.
 
     python benchmarks/waiting.py --url http://127.0.0.1:PORT --mode shared --n 1000 --interval 2
+
+``restart``: a triggerer restart. N waiters that deferred ``--hours`` ago (their ``since``s spread over a
+minute) all subscribe at once to a fresh ``SharedStreamManager``, over an inbox holding replies from
+the whole period; counts the inbox requests in the first 12 s and the worst event-loop stall.
 """
 
 from __future__ import annotations
@@ -153,19 +157,95 @@ async def measure(url: str, mode: str, n: int, interval: float) -> dict[str, Any
     }
 
 
+RESTART_WINDOW_S = 12.0
+
+
+async def restart(url: str, n: int, interval: float, hours: float) -> dict[str, Any]:
+    import requests
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    from airflow_provider_sms.triggers.inbound import InboundSmsTrigger
+
+    control = requests.Session()
+    control.headers["Connection"] = "close"
+    now = datetime.now(timezone.utc)
+    deferred_at = now - timedelta(hours=hours)
+    # the inbox holds replies from the whole period (from phones nobody waits for): the catch-up pages
+    seeded = [
+        {
+            "provider": "cloudware",
+            "from": f"+6149{i:07d}",
+            "text": "hello",
+            "received_at": (deferred_at + timedelta(seconds=hours * 3600 * i / 300)).isoformat(),
+        }
+        for i in range(300)
+    ]
+    control.post(f"{url}/_sandbox/inbound", json={"messages": seeded}, timeout=60).raise_for_status()
+    timeout_at = (now + timedelta(hours=1)).isoformat()
+    triggers = [
+        InboundSmsTrigger(
+            "bench_wait",
+            from_numbers=[f"+6141{i:07d}"],
+            match=["yes"],
+            since=(deferred_at + timedelta(milliseconds=60 * i)).isoformat(),
+            poll_interval=interval,
+            timeout_at=timeout_at,
+        )
+        for i in range(n)
+    ]
+    warm_up()
+    worst, stop = [0.0], asyncio.Event()
+    monitor = asyncio.create_task(stall_monitor(worst, stop))
+    await asyncio.sleep(0.05)
+    polls_before = listing_polls(control, url)
+    manager = SharedStreamManager()
+
+    async def consume(events: Any) -> None:
+        async for _ in events:
+            return
+
+    started = time.monotonic()
+    tasks = []
+    for index, trigger in enumerate(triggers):  # as Airflow's triggerer creates them: one per loop turn
+        await asyncio.sleep(0)
+        stream = manager.subscribe(trigger_id=index, trigger=trigger, key=trigger.shared_stream_key())
+        tasks.append(asyncio.create_task(consume(trigger.filter_shared_stream(stream))))
+    await asyncio.sleep(max(RESTART_WINDOW_S - (time.monotonic() - started), 0.0))
+    requests_made = listing_polls(control, url) - polls_before
+    stop.set()
+    await monitor
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await manager.stop_all()
+    return {
+        "mode": "restart",
+        "waiters": n,
+        "deferred_hours_ago": hours,
+        "interval_s": interval,
+        "requests_first_12s": requests_made,
+        "worst_loop_stall_ms": round(worst[0] * 1000, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="the sandbox, e.g. http://127.0.0.1:8765")
-    parser.add_argument("--mode", choices=("independent", "shared"), required=True)
+    parser.add_argument("--mode", choices=("independent", "shared", "restart"), required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--hours", type=float, default=6.0, help="restart: how long ago the waiters deferred")
     args = parser.parse_args()
     conn = {"conn_type": "cloudware", "host": args.url, "password": "bench-token", "extra": {"country_code": "61"}}
     os.environ["AIRFLOW_CONN_BENCH_WAIT"] = json.dumps(conn)
     import logging
 
     logging.disable(logging.WARNING)
-    print(json.dumps(asyncio.run(measure(args.url, args.mode, args.n, args.interval))), flush=True)
+    if args.mode == "restart":
+        result = asyncio.run(restart(args.url, args.n, args.interval, args.hours))
+    else:
+        result = asyncio.run(measure(args.url, args.mode, args.n, args.interval))
+    print(json.dumps(result), flush=True)
     return 0
 
 

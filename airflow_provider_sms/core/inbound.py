@@ -9,6 +9,7 @@ match (the first answer counts) and the newest time seen (the cursor for the nex
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,22 @@ if TYPE_CHECKING:
 
 # How far ahead of our clock a provider's timestamps may run before we stop trusting them as a cursor.
 CLOCK_SKEW = timedelta(minutes=5)
+# How far a provider's clock may lag ours when it stamps a reply to a question: a reply stamped more than
+# this before the question was accepted was sent before it, and never answers it.
+REPLY_SKEW = timedelta(seconds=1)
+# The shortest poll interval any sensor or trigger accepts (seconds): a shorter one would spin the poll.
+MIN_POLL_INTERVAL = 1.0
+
+
+def check_poll_interval(seconds: Any, *, name: str = "poll_interval") -> float:
+    """``seconds`` as a float, refused (with the minimum named) when it is below ``MIN_POLL_INTERVAL``."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise SmsValidationError(f"{name} must be a number of seconds, got {seconds!r}") from None
+    if not (value >= MIN_POLL_INTERVAL and math.isfinite(value)):  # also refuses NaN
+        raise SmsValidationError(f"{name} must be at least {MIN_POLL_INTERVAL:g} s, got {seconds!r}")
+    return value
 
 
 def compile_match(match: str | Sequence[str] | None) -> re.Pattern[str] | None:

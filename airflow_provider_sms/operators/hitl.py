@@ -8,6 +8,13 @@ on ``SmsHITLTrigger`` for whichever comes first: an answer in Airflow's UI or a 
 standard ``execute_complete`` runs: approve lets the downstream tasks run, reject skips them (or
 fails, with ``fail_on_reject``), a branch follows the option. On Airflow before 3.1 they raise a clear
 error when created.
+
+They add no field to the request: answering in the UI works exactly as with the standard operators.
+An answer by SMS is recorded as Airflow records any answer (chosen options, time), and the event's
+``responded_by_user`` ("SMS from +614*****002", masked) says who answered: it is in the task's result
+(XCom) and its HITL summary. Before texting, the question is registered as open to each phone with a
+reference no other open question to that phone holds (``triggers.questions``, in the metadata
+database); the registration is removed when the task resumes.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from typing import Any
 
 from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
+from airflow_provider_sms.core.inbound import REPLY_SKEW
 from airflow_provider_sms.core.templated import list_from_template
-from airflow_provider_sms.triggers.hitl import ANSWERED_BY, reference_for
+from airflow_provider_sms.triggers.hitl import reference_for
+from airflow_provider_sms.triggers.questions import Questions, registry_available
 
 try:
     from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLBranchOperator, HITLOperator
@@ -30,7 +39,6 @@ except Exception:  # Airflow before 3.1 (or without the standard provider's huma
 
 # Reply words understood for an approval, besides the options' own names.
 APPROVAL_WORDS = {"yes": "Approve", "y": "Approve", "ok": "Approve", "no": "Reject", "n": "Reject"}
-ANSWERED_BY_DESCRIPTION = "Filled in by airflow-provider-sms when the answer comes by SMS (leave blank)"
 
 
 def reply_words(options: Sequence[str], extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -64,16 +72,14 @@ class _SmsAnswerable(BaseOperator):
         poll_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
-        from airflow.sdk import Param
+        from airflow_provider_sms.core.inbound import check_poll_interval
 
-        params = dict(kwargs.pop("params", None) or {})
-        params.setdefault(ANSWERED_BY, Param("", type="string", description=ANSWERED_BY_DESCRIPTION))
-        super().__init__(params=params, **kwargs)  # type: ignore[call-arg]
+        super().__init__(**kwargs)
         self.sms_conn_id = sms_conn_id
         self.to = to
         self.message = message
         self.sender = sender
-        self.poll_interval = poll_interval
+        self.poll_interval = check_poll_interval(poll_interval)
         self.sms_answers = reply_words(self.options, {**self.default_words, **(sms_answers or {})})  # type: ignore[attr-defined]
 
     def execute(self, context: Context) -> Any:
@@ -83,6 +89,7 @@ class _SmsAnswerable(BaseOperator):
         from airflow_provider_sms.hooks import get_sms_hook
         from airflow_provider_sms.notifications.sms import hitl_message
         from airflow_provider_sms.triggers.hitl import SmsHITLTrigger
+        from airflow_provider_sms.triggers.questions import choose_reference
 
         op: Any = self
         ti_id = context["task_instance"].id
@@ -98,21 +105,35 @@ class _SmsAnswerable(BaseOperator):
         )
         timeout = datetime.now(timezone.utc) + op.response_timeout if op.response_timeout else None
         op.hitl_summary_extra["timeout_datetime"] = timeout.isoformat() if timeout else None
-        asked_at = datetime.now(timezone.utc).replace(microsecond=0)
+        registered_at = datetime.now(timezone.utc)
         try:
             hook = get_sms_hook(self.sms_conn_id)
             phones, invalid = prepare_recipients(list_from_template(self.to), hook.default_region)
             if invalid or not phones:
                 raise SmsValidationError(f"cannot text the question to {[r['to'] for r in invalid] or 'nobody'}")
-            ref = reference_for(str(ti_id))
+        except SmsValidationError as err:
+            raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+        registries = [Questions(self.sms_conn_id, phone) for phone in phones] if registry_available() else []
+        preferred = reference_for(str(ti_id))
+        ref = preferred
+        if registries:
+            try:
+                ref = choose_reference(registries, str(ti_id), registered_at, timeout, preferred=preferred)
+            except Exception as err:  # the registry cannot be used: the reference alone decides, as before 3.3
+                op.log.warning("could not register the question as open (%s); its reference may not be unique", err)
+        since = datetime.now(timezone.utc)
+        try:
             text = self.message or hitl_message(op, context, ref=ref)
             result = hook.send_sms(phones, text, sender=self.sender)
         except SmsValidationError as err:
+            self._close_question(str(ti_id), phones)
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
         except SmsError as err:  # the question can still be answered in the UI
             op.log.warning("could not text the question (%s); it can still be answered in the UI", err)
         else:
-            op.log.info("asked by SMS: %s", result.summary())
+            # A reply counts from the moment the provider accepted the text (less a small clock skew).
+            since = datetime.now(timezone.utc) - REPLY_SKEW
+            op.log.info("asked by SMS (reference %s): %s", ref, result.summary())
         for notifier in op.notifiers:
             notifier(context)
         op.defer(
@@ -125,13 +146,32 @@ class _SmsAnswerable(BaseOperator):
                 defaults=op.defaults,
                 multiple=op.multiple,
                 params_input=op.params.dump(),
-                since=asked_at.isoformat(),
+                since=since.isoformat(),
                 timeout_datetime=timeout.isoformat() if timeout else None,
                 poll_interval=self.poll_interval,
                 ref=ref,
+                registered_at=registered_at.isoformat(),
             ),
             method_name="execute_complete",
+            kwargs={"sms_phones": phones},
         )
+
+    def _close_question(self, ti_id: str, phones: Sequence[str]) -> None:
+        """Remove the question from the open ones (the trigger does too; either may come first)."""
+        if not registry_available():
+            return
+        for phone in phones:
+            try:
+                Questions(self.sms_conn_id, phone).close(ti_id)
+            except Exception as err:  # the registry is housekeeping: never fail the answer for it
+                self.log.warning("could not remove the question from the open ones (%s)", type(err).__name__)
+
+    def execute_complete(self, context: Context, event: dict[str, Any], sms_phones: Sequence[str] = ()) -> Any:
+        self._close_question(str(context["task_instance"].id), sms_phones)
+        responder = event.get("responded_by_user") if isinstance(event, dict) else None
+        if isinstance(responder, dict) and str(responder.get("id", "")).startswith("sms:"):
+            self.log.info("answered by %s", responder.get("name"))
+        return super().execute_complete(context, event)  # type: ignore[misc]
 
 
 _SMS_DOC = """
@@ -139,13 +179,16 @@ _SMS_DOC = """
         Cloudware). (templated)
     :param to: the phones to ask (and the only ones whose replies count). (templated)
     :param message: the text; defaults to the subject, the words to reply with, the question's
-        four-digit reference and the link to the request's page, in at most two SMS parts. With several
-        questions pending for one phone, a reply naming the reference ("YES 4821") answers that one; a
-        reply naming none answers the latest. (templated)
+        four-digit reference (unique among the questions open to that phone) and the link to the
+        request's page, in at most two SMS parts. A reply naming the reference ("YES 4821") answers
+        that question; a reply naming none answers the one question open to its phone, or, with several
+        open, none (the phone is then told the open references). Only replies the provider received
+        after it accepted the question count. (templated)
     :param sender: sender ID; defaults to the connection's. (templated)
     :param sms_answers: more reply words, each mapped to an option (``{"later": "Reject"}``); every
         option's own name is understood, whole words, any case.
-    :param poll_interval: seconds between inbox polls (shared with every other waiter on the inbox).
+    :param poll_interval: seconds between inbox polls (shared with every other waiter on the inbox); at
+        least 1.
 """
 
 

@@ -28,10 +28,11 @@ class InboundSmsSensor(BaseSensorOperator):
     :param since: only messages received at or after this time count (aware datetime or ISO-8601);
         defaults to the DAG run's start, so replies from before the run never match. (templated)
     :param deferrable: wait in the triggerer (``InboundSmsTrigger``) instead of a worker slot.
-    :param poke_interval: seconds between polls (default 60).
+    :param poke_interval: seconds between polls (default 60; at least 1, a shorter one is refused).
 
     Returns ``InboundMessage.to_dict()`` of the earliest matching reply (``PokeReturnValue`` in poke and
-    reschedule modes, the trigger's event when deferred), so a downstream ``@task.branch`` can read it.
+    reschedule modes, the trigger's event, without ``raw``, when deferred), so a downstream ``@task.branch``
+    can read it.
     Each poll stops paging at the newest message already checked (poke mode and the trigger keep that
     cursor between polls; reschedule mode re-reads from ``since``), so polls read only what is new.
     """
@@ -47,9 +48,13 @@ class InboundSmsSensor(BaseSensorOperator):
         match: str | Sequence[str] | None = None,
         since: datetime | str | None = None,
         deferrable: bool = False,
-        poke_interval: float = 60,
+        poke_interval: float | timedelta = 60,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_sms.core.inbound import check_poll_interval
+
+        seconds = poke_interval.total_seconds() if isinstance(poke_interval, timedelta) else poke_interval
+        check_poll_interval(seconds, name="poke_interval")
         super().__init__(poke_interval=poke_interval, **kwargs)
         if isinstance(match, str) and "{{" not in match:
             compile_match(match)  # an invalid regex fails when the DAG is parsed, naming the pattern

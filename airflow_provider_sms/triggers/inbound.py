@@ -8,13 +8,20 @@ the asset event's ``extra["payload"]``.
 Both read their inbox as a stream of polls (``triggers.inbox``). On Airflow 3.3 and later they declare a
 shared-stream key (the connection), so the triggerer runs one poll per inbox for every trigger waiting
 on it; elsewhere ``run()`` opens a private stream of the same kind, so the waiting logic is the same
-code either way. Connection lookups go through ``sync_to_async`` and HTTP polls run in a worker
-thread, so the event loop only ever awaits.
+code either way. Connection lookups, building a filter (phone-number parsing) and HTTP polls run in a
+worker thread, so the event loop only ever awaits. ``poll_interval`` below ``MIN_POLL_INTERVAL`` (1 s) is
+refused when a trigger is built.
+
+Airflow's triggerer logs every event it fires ("Trigger fired event", at INFO) as the event's ``repr``.
+Events here are ``SmsTriggerEvent``: the payload is what the task or asset event needs (never the
+provider's raw item), and the ``repr`` that lands in that log line shows numbers masked and a message's
+text only as its length.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Hashable, Sequence
 from datetime import datetime, timezone
@@ -22,8 +29,78 @@ from typing import Any
 
 from airflow_provider_sms._compat import AIRFLOW_V_3, BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_sms.core.errors import SmsError
+from airflow_provider_sms.core.inbound import InboundFilter, build_filter, check_poll_interval, compile_match
+from airflow_provider_sms.core.phone import mask_number
 from airflow_provider_sms.core.results import InboundMessage
+from airflow_provider_sms.core.timestamps import parse_timestamp
 from airflow_provider_sms.triggers.inbox import Inbox, InboxPoll, open_inbox_stream, stream_key
+
+_NUMBER_KEYS = frozenset({"from_number", "to_number", "to", "phone"})
+_TEXT_KEYS = frozenset({"text"})
+
+
+def _quiet(value: Any) -> Any:
+    """A payload as it may appear in a log line: numbers masked, text as its length, no raw items."""
+    if isinstance(value, dict):
+        shown: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "raw":
+                continue
+            if key in _NUMBER_KEYS and isinstance(item, str):
+                shown[key] = mask_number(item)
+            elif key in _TEXT_KEYS and isinstance(item, str):
+                shown[key] = f"<{len(item)} chars>"
+            else:
+                shown[key] = _quiet(item)
+        return shown
+    if isinstance(value, (list, tuple)):
+        return [_quiet(item) for item in value]
+    return value
+
+
+class SmsTriggerEvent(TriggerEvent):  # type: ignore[misc]
+    """A ``TriggerEvent`` whose ``repr`` (what the triggerer logs) keeps personal data out."""
+
+    def __init__(self, payload: Any, **kwargs: Any) -> None:
+        super().__init__(payload, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"TriggerEvent<{_quiet(self.payload)!r}>"
+
+    def __structlog__(self) -> str:
+        return repr(self)
+
+
+def event_message(message: InboundMessage) -> dict[str, Any]:
+    """A message as an event carries it: ``InboundMessage.to_dict()`` without the provider's raw item."""
+    data = message.to_dict()
+    data.pop("raw", None)
+    return data
+
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+async def filter_for(
+    *,
+    from_numbers: Any = None,
+    match: Any = None,
+    since: Any = None,
+    default_region: str | None = None,
+) -> InboundFilter:
+    """The trigger's filter, without blocking the triggerer's loop.
+
+    A trigger's numbers were normalized by the sensor or operator that deferred (E.164), so they are
+    used as they are: parsing a thousand numbers with ``phonenumbers`` (0.2 ms each) would stall the
+    loop when a thousand waiters resume together. Numbers in any other form are parsed in a thread.
+    """
+    numbers = list(from_numbers or [])
+    if all(isinstance(n, str) and _E164.fullmatch(n) for n in numbers):
+        start = parse_timestamp(since).replace(microsecond=0) if since else None
+        return InboundFilter(from_numbers=frozenset(numbers), pattern=compile_match(match), since=start)
+    return await asyncio.to_thread(
+        build_filter, from_numbers=from_numbers, match=match, since=since, default_region=default_region
+    )
 
 
 class FiredIds:
@@ -60,7 +137,7 @@ class InboxWaiter(_Base):  # type: ignore[misc]
         self.sms_conn_id = sms_conn_id
         self.from_numbers = list(from_numbers) if from_numbers else None
         self.match = match if isinstance(match, str) or match is None else list(match)
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = check_poll_interval(poll_interval)
 
     def _filter_args(self) -> dict[str, Any]:
         return {
@@ -143,8 +220,7 @@ class InboxWaiter(_Base):  # type: ignore[misc]
         if since is None or inbox.covers(since):
             return inbox.kept_since(since, senders)
         try:
-            found = await inbox.read_back(since)
-            return [m for m in found if m.from_number in senders] if senders else found
+            return await inbox.read_back(since, senders)
         except SmsError as err:
             if not err.retryable:
                 raise
@@ -186,51 +262,50 @@ class InboundSmsTrigger(InboxWaiter):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return self._classpath(), {**self._filter_args(), "since": self.since, "timeout_at": self.timeout_at}
 
+    def _timeout(self) -> TriggerEvent:
+        return SmsTriggerEvent({"status": "timeout", "timeout_at": self.timeout_at})
+
     async def _wait(
         self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool
     ) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_sms.core.inbound import build_filter
-        from airflow_provider_sms.core.timestamps import parse_timestamp
-
         deadline = parse_timestamp(self.timeout_at) if self.timeout_at else None
-        timeout = TriggerEvent({"status": "timeout", "timeout_at": self.timeout_at})
         if not await self._first(polls, inbox, self._left(deadline), shared=shared):
-            yield timeout
+            yield self._timeout()
             return
         try:
             if inbox.failure is not None:
                 raise inbox.failure
-            flt = build_filter(
+            flt = await filter_for(
                 from_numbers=self.from_numbers, match=self.match, since=self.since, default_region=inbox.region
             )
             earlier = await self._read_back(inbox, flt.since, flt.from_numbers)
         except SmsError as err:
-            yield TriggerEvent({"status": "error", "error": str(err)})
+            yield SmsTriggerEvent({"status": "error", "error": str(err)})
             return
         candidates = earlier or []
         while True:
             match = min((m for m in candidates if flt.matches(m)), key=lambda m: m.received_at, default=None)
             if match is not None:
-                yield TriggerEvent({"status": "matched", "message": match.to_dict()})
+                yield SmsTriggerEvent({"status": "matched", "message": event_message(match)})
                 return
             left = self._left(deadline)
             if left == 0.0:
-                yield timeout
+                yield self._timeout()
                 return
             try:
                 poll = await (asyncio.wait_for(polls.__anext__(), left) if left is not None else polls.__anext__())
             except asyncio.TimeoutError:
-                yield timeout
+                yield self._timeout()
                 return
             if poll.error and not poll.retryable:
-                yield TriggerEvent({"status": "error", "error": poll.error})
+                yield SmsTriggerEvent({"status": "error", "error": poll.error})
                 return
             candidates = poll.from_any(flt.from_numbers)
             if earlier is None:  # the catch-up read failed last time: try again
                 try:
                     earlier = await self._read_back(inbox, flt.since, flt.from_numbers)
                 except SmsError as err:
-                    yield TriggerEvent({"status": "error", "error": str(err)})
+                    yield SmsTriggerEvent({"status": "error", "error": str(err)})
                     return
                 candidates += earlier or []
 
@@ -275,20 +350,23 @@ class InboundSmsEventTrigger(InboxWaiter):
     async def _wait(
         self, polls: AsyncIterator[InboxPoll], inbox: Inbox, *, shared: bool
     ) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_sms.core.inbound import build_filter
-
         started = datetime.now(timezone.utc)
         await self._first(polls, inbox, None, shared=shared)
         if inbox.failure is not None:
             raise inbox.failure  # the watcher cannot work: fail it loudly, as Airflow shows trigger errors
-        flt = build_filter(from_numbers=self.from_numbers, match=self.match, since=started, default_region=inbox.region)
+        flt = await filter_for(
+            from_numbers=self.from_numbers, match=self.match, since=started, default_region=inbox.region
+        )
         fired = FiredIds()
         candidates = inbox.kept_since(flt.since, flt.from_numbers)
         while True:
             for message in candidates:
                 if flt.matches(message) and fired.add(message.message_id):
-                    yield TriggerEvent({"message": message.to_dict()})
+                    yield SmsTriggerEvent({"message": event_message(message)})
             poll = await polls.__anext__()
+            if poll.error and not poll.retryable:
+                # The sensor's policy: what waiting cannot fix (401/403, a bad connection) fails loudly.
+                raise poll.cause or SmsError(poll.error)
             if poll.error:
-                self.log.debug("the inbox poll failed: %s", poll.error)
+                self.log.debug("the inbox poll failed, will try again: %s", poll.error)
             candidates = poll.from_any(flt.from_numbers)

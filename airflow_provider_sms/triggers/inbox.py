@@ -8,9 +8,15 @@ interval (the shortest any current waiter asked for). Each poll's new messages a
 No reply is missed because of sharing: the ``Inbox`` keeps the messages of the recent past
 (``RETAIN``, at most ``MAX_KEPT``) and how far back it has read (``covered_since``). A waiter that
 joins late replays what the inbox kept from its own ``since``; if its ``since`` is older than what was
-read, one catch-up read (shared with every other waiter that needs it, under a lock) extends the
-inbox back to it. The stream starts by reading ``LOOKBACK`` into the past, so waiters of runs started
-in the last hour need no catch-up at all.
+read, a catch-up read extends the inbox back to it. Waiters resuming together (a triggerer restart)
+share one catch-up: the first to ask waits ``GATHER`` seconds for the others, then one read (paged and
+bounded) goes back to the oldest ``since`` asked, and its result serves every waiter whose ``since``
+it reaches, for ``CATCH_UP_VALID``. The stream starts by reading ``LOOKBACK`` into the past, so
+waiters of runs started in the last hour need no catch-up at all.
+
+The stream never dies of what a provider sends: an unreadable item is skipped (``core.listing``), and
+a poll that fails in any way is reported to the waiters as a failed poll and retried with backoff
+(doubling from the interval up to ``MAX_BACKOFF``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from airflow_provider_sms.core.errors import SmsError, SmsValidationError
+from airflow_provider_sms.core import inbound as _inbound
+from airflow_provider_sms.core.errors import SmsError, SmsProviderUnavailableError, SmsValidationError
 from airflow_provider_sms.core.inbound import InboundFilter, advance, poll_replies
 from airflow_provider_sms.core.results import InboundMessage
 from airflow_provider_sms.core.timestamps import parse_timestamp
@@ -38,6 +45,10 @@ RETAIN = timedelta(hours=2)
 MAX_KEPT = 5000
 CATCH_UP_SECONDS = 60.0
 POLL_BUDGET = 60.0  # seconds one poll may page for, however many pages a server offers
+GATHER = 0.5  # seconds a catch-up waits for the other waiters resuming with it
+CATCH_UP_VALID = timedelta(minutes=10)  # how long one catch-up's result serves later waiters
+MAX_BACKOFF = 300.0  # the longest pause after failed polls
+WAKE_BATCH = 100  # waiters woken per loop turn after a shared catch-up, so the loop never stalls on them
 
 
 def _time(message: InboundMessage) -> datetime:
@@ -55,6 +66,7 @@ class InboxPoll:
     messages: tuple[InboundMessage, ...] = ()
     error: str | None = None
     retryable: bool = True
+    cause: SmsError | None = field(default=None, compare=False)
     by_sender: Mapping[str, tuple[InboundMessage, ...]] = field(default_factory=dict)
 
     @classmethod
@@ -90,12 +102,12 @@ class Inbox:
         self._kept: list[InboundMessage] = []  # oldest first
         self._by_sender: dict[str, list[InboundMessage]] = {}  # the same messages per sender, oldest first
         self._ids: set[str] = set()
-        self._lock = asyncio.Lock()
         self._intervals: Counter[float] = Counter()  # what each waiter asked for: the poll runs at the shortest
         self._woken = asyncio.Event()
-        # Questions waiting for an answer by text: phone -> {reference: when it was asked}. A reply that
-        # names no reference answers the latest question its phone had been asked.
-        self.questions: dict[str, dict[str, datetime]] = {}
+        self._wanted: list[tuple[datetime, asyncio.Future[None]]] = []  # waiters asking for a catch-up
+        self._catching_up: asyncio.Task[None] | None = None
+        # the last catch-up: how far back it reached, when it was read, its messages by sender (oldest first)
+        self._caught_up: tuple[datetime, datetime, dict[str, list[InboundMessage]]] | None = None
 
     @classmethod
     def for_connection(cls, conn_id: str) -> Inbox:
@@ -118,21 +130,14 @@ class Inbox:
         if self._intervals[interval] <= 0:
             del self._intervals[interval]
 
-    def ask(self, phone: str, ref: str, at: datetime) -> None:
-        self.questions.setdefault(phone, {})[ref] = at
-
-    def answered(self, phone: str, ref: str) -> None:
-        pending = self.questions.get(phone, {})
-        pending.pop(ref, None)
-        if not pending:
-            self.questions.pop(phone, None)
-
-    async def pause(self, default: float) -> None:
-        """Sleep until the next poll is due: the shortest interval any current waiter asked for."""
+    async def pause(self, default: float, *, at_least: float = 0.0) -> None:
+        """Sleep until the next poll is due: the shortest interval any current waiter asked for (never
+        less than ``MIN_POLL_INTERVAL``, nor than ``at_least``, the backoff after failed polls)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:
-            left = min(self._intervals, default=default) - (loop.time() - started)
+            due = max(min(self._intervals, default=default), _inbound.MIN_POLL_INTERVAL, at_least)
+            left = due - (loop.time() - started)
             if left <= 0:
                 return
             self._woken.clear()
@@ -180,22 +185,84 @@ class Inbox:
     def covers(self, since: datetime | None) -> bool:
         return self.covered_since is not None and since is not None and self.covered_since <= since
 
-    async def read_back(self, since: datetime) -> list[InboundMessage]:
-        """The messages received since ``since``, oldest first, reading back once if the inbox does not
-        reach that far (one read at a time, shared by every waiter that needs it).
+    async def read_back(self, since: datetime, senders: Collection[str] = ()) -> list[InboundMessage]:
+        """The messages received since ``since`` (from ``senders``, if given), oldest first, reading back if
+        the inbox does not reach that far: one read for every waiter asking within ``GATHER`` seconds,
+        back to the oldest of them.
 
         :raises SmsError: the catch-up read failed (the caller decides whether to try again).
         """
-        async with self._lock:
+        while True:
             if self.covers(since):
-                return self.kept_since(since)
-            flt = InboundFilter(since=since)
-            stop_at = time.monotonic() + CATCH_UP_SECONDS
-            scan = await asyncio.to_thread(poll_replies, self.hook, flt, keep_all=True, stop_at=stop_at)
-            if self.covered_since is None or since < self.covered_since:
-                self.covered_since = since
-            self.keep(scan.all_matches)  # what is older than RETAIN is handed back, not kept
-            return sorted(scan.all_matches, key=_time)
+                return self.kept_since(since, senders)
+            found = self._from_catch_up(since, senders)
+            if found is not None:
+                return found
+            wanted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._wanted.append((since, wanted))
+            if self._catching_up is None or self._catching_up.done():
+                self._catching_up = asyncio.create_task(self._catch_up())
+            await wanted
+
+    def _from_catch_up(self, since: datetime, senders: Collection[str]) -> list[InboundMessage] | None:
+        """What the last catch-up read plus the polls since hold from ``since``; None if it does not reach.
+
+        Indexed by sender, so each of a thousand waiters woken together costs a lookup, not a scan.
+        """
+        if self._caught_up is None:
+            return None
+        reached, read_at, by_sender = self._caught_up
+        if reached > since or datetime.now(timezone.utc) - read_at > CATCH_UP_VALID:
+            return None
+        lists = [by_sender.get(s, []) for s in senders] if senders else list(by_sender.values())
+        found = {m.message_id: m for kept in lists for m in kept[bisect.bisect_left(kept, since, key=_time) :]}
+        for message in self.kept_since(since, senders):
+            found.setdefault(message.message_id, message)
+        return sorted(found.values(), key=_time)
+
+    async def _catch_up(self) -> None:
+        """One read back to the oldest ``since`` wanted, shared by every waiter that asked meanwhile."""
+        await asyncio.sleep(GATHER)
+        wanted, self._wanted = self._wanted, []
+        try:
+            if wanted:
+                await self._read_for([since for since, _ in wanted])
+            for start in range(0, len(wanted), WAKE_BATCH):  # a thousand waiters wake over several loop turns
+                for _, future in wanted[start : start + WAKE_BATCH]:
+                    if not future.done():
+                        future.set_result(None)
+                await asyncio.sleep(0)
+        except BaseException as err:  # every waiter of this catch-up hears why (and may ask again)
+            failure = err if isinstance(err, SmsError) else SmsProviderUnavailableError(type(err).__name__)
+            for _, future in wanted:
+                if not future.done():
+                    future.set_exception(failure)
+            if not isinstance(err, Exception):
+                raise
+
+    async def _read_for(self, sinces: list[datetime]) -> None:
+        """Read back to the oldest of ``sinces`` and keep the result (bounded: ``MAX_PAGES`` per read, at
+        most ``MAX_KEPT`` messages kept, as every poll is bounded)."""
+        oldest = min(sinces)
+        read_at = datetime.now(timezone.utc)
+        scan = await asyncio.to_thread(
+            poll_replies,
+            self.hook,
+            InboundFilter(since=oldest),
+            keep_all=True,
+            stop_at=time.monotonic() + CATCH_UP_SECONDS,
+        )
+        messages = sorted(scan.all_matches, key=_time)
+        if self._caught_up is not None and self._caught_up[0] < oldest:
+            merged = {m.message_id: m for kept in self._caught_up[2].values() for m in kept}
+            merged.update((m.message_id, m) for m in messages)
+            oldest, messages = self._caught_up[0], sorted(merged.values(), key=_time)
+        messages = messages[-MAX_KEPT:]
+        by_sender: dict[str, list[InboundMessage]] = {}
+        for message in messages:
+            by_sender.setdefault(message.from_number, []).append(message)
+        self._caught_up = (oldest, read_at, by_sender)
+        self.keep(m for m in messages if m.received_at >= read_at - RETAIN)
 
 
 def stream_key(conn_id: str) -> tuple[str, str]:
@@ -217,19 +284,25 @@ async def open_inbox_stream(kwargs: dict[str, Any], *, inbox: Inbox | None = Non
     from airflow_provider_sms.hooks import get_sms_hook
 
     conn_id = str(kwargs["sms_conn_id"])
-    interval = float(kwargs.get("poll_interval") or 60.0)
+    interval = max(float(kwargs.get("poll_interval") or 60.0), _inbound.MIN_POLL_INTERVAL)
     shared = inbox is None
     inbox = inbox or Inbox.for_connection(conn_id)
     try:
+
+        def open_hook() -> Any:  # the connection lookup, checks and number metadata: all off the loop
+            opened = get_sms_hook(conn_id)
+            opened.check_lists_inbound()
+            _ = opened.default_region, opened.client
+            return opened
+
         try:
-            hook = await sync_to_async(get_sms_hook)(conn_id)
-            hook.check_lists_inbound()
+            hook = await sync_to_async(open_hook)()
         except Exception as err:  # a missing connection, Clickatell...: waiting cannot fix it
             inbox.failure = err if isinstance(err, SmsError) else SmsValidationError(f"{conn_id!r}: {err}")
         if inbox.failure is not None:
             inbox.ready.set()
             while True:  # every waiter reports the failure and leaves, which ends the group
-                yield InboxPoll(error=str(inbox.failure), retryable=False)
+                yield InboxPoll(error=str(inbox.failure), retryable=False, cause=inbox.failure)
                 await inbox.pause(interval)
         inbox.hook, inbox.region = hook, hook.default_region
         now = datetime.now(timezone.utc)
@@ -239,6 +312,7 @@ async def open_inbox_stream(kwargs: dict[str, Any], *, inbox: Inbox | None = Non
         inbox.covered_since = start
         # A private stream ends its polls at its trigger's deadline; any poll ends within POLL_BUDGET.
         deadline = parse_timestamp(kwargs["timeout_at"]) if not shared and kwargs.get("timeout_at") else None
+        failures = 0
         while True:
             budget = POLL_BUDGET
             if deadline is not None:
@@ -248,15 +322,24 @@ async def open_inbox_stream(kwargs: dict[str, Any], *, inbox: Inbox | None = Non
                     poll_replies, hook, flt, keep_all=True, stop_at=time.monotonic() + budget
                 )
             except SmsError as err:
+                failures += 1
                 log.warning("polling %s's inbox failed, will try again: %s", conn_id, err)
-                poll = InboxPoll(error=str(err), retryable=err.retryable)
+                poll = InboxPoll(error=str(err), retryable=err.retryable, cause=err)
+            except Exception as err:  # whatever a provider sends, the stream lives on
+                failures += 1
+                log.warning("polling %s's inbox failed (%s), will try again", conn_id, type(err).__name__)
+                poll = InboxPoll(error=f"the poll failed ({type(err).__name__})", retryable=True)
             else:
+                failures = 0
                 flt = advance(flt, scan)
                 poll = InboxPoll.of(inbox.keep(scan.all_matches))
             inbox.ready.set()
             if poll.messages or poll.error or not shared:  # waiters sleep through polls that bring nothing
                 yield poll
-            await inbox.pause(interval)
+            backoff = min(interval * 2 ** min(failures, 16), MAX_BACKOFF) if failures else 0.0
+            await inbox.pause(interval, at_least=backoff)
     finally:
         if shared:
+            if inbox._catching_up is not None:
+                inbox._catching_up.cancel()
             Inbox.close(inbox)

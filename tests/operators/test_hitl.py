@@ -16,7 +16,7 @@ def test_the_approval_operator_understands_yes_and_no_and_templates_the_text() -
     assert op.sms_answers == {"approve": "Approve", "reject": "Reject", "yes": "Approve", "y": "Approve",
                               "ok": "Approve", "no": "Reject", "n": "Reject"}  # fmt: skip
     assert {"subject", "to", "message", "sender", "sms_conn_id"} <= set(op.template_fields)
-    assert "answered_by" in op.params  # where an answer by SMS says so, for the UI
+    assert dict(op.params) == {}  # no field the UI would ask a person to fill: it answers as Airflow's own
     assert op.options == ["Approve", "Reject"]
 
 
@@ -32,6 +32,12 @@ def test_extra_reply_words_must_name_an_option() -> None:
             task_id="c", subject="Which?", options=["Left", "Right"], sms_conn_id="c", to="+61400000001",
             sms_answers={"up": "Up"},
         )  # fmt: skip
+
+
+@needs_hitl
+def test_a_poll_interval_below_one_second_is_refused_when_built() -> None:
+    with pytest.raises(SmsValidationError, match="at least 1 s"):
+        SmsApprovalOperator(task_id="ok", subject="Go?", sms_conn_id="c", to="+61400000001", poll_interval=0)
 
 
 @pytest.mark.skipif(HITL_AVAILABLE, reason="only where Airflow has no human-in-the-loop operators")

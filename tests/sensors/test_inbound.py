@@ -175,3 +175,9 @@ def test_an_auth_failure_fails_the_sensor_for_good(cloudware: str, requests_mock
     sensor._prepare(context())
     with pytest.raises(AirflowFailException, match="Unauthenticated"):
         sensor.poke(context())
+
+
+@pytest.mark.parametrize("interval", [0, -5, 0.2])
+def test_a_poke_interval_below_one_second_is_refused_when_built(interval: float) -> None:
+    with pytest.raises(SmsValidationError, match="poke_interval must be at least 1 s"):
+        InboundSmsSensor(task_id="s", sms_conn_id="c", poke_interval=interval)
