@@ -25,13 +25,40 @@ _WEBHOOK_SECRET = {
 }
 
 
-def _sender(example: str) -> dict[str, Any]:
+_REGISTERED_SENDERS = {
+    "label": "Registered sender IDs",
+    "schema": {"type": ["string", "null"]},
+    "description": "Optional, comma-separated (e.g. MyCompany, 61400000000): any other sender ID is refused "
+    "before sending (Australia's Sender ID Register applies from 1 July 2026). Blank allows any valid ID.",
+}
+
+_ALLOWED_COUNTRIES = {
+    "label": "Allowed countries",
+    "schema": {"type": ["string", "null"]},
+    "description": "Optional ISO codes, comma-separated (e.g. AU, NZ): numbers in other countries are rejected "
+    "before any request (a defence against SMS-pumping fraud). Blank allows every country.",
+}
+
+_PRICES = {
+    "label": "Prices per SMS part",
+    "schema": {"type": ["string", "null"]},
+    "description": 'Optional JSON, your price per SMS part by ISO country code, e.g. {"AU": 0.055, "GB": 0.04, '
+    '"default": 0.08}: dry runs show the estimated cost and max_cost checks it. No prices are built in.',
+}
+
+
+def _sender(example: str, digits: int) -> dict[str, Any]:
     return {
         "label": "Default sender ID",
         "schema": {"type": ["string", "null"]},
-        "description": f"Alphanumeric (at most 11) or numeric (at most 16 digits), e.g. {example}. "
-        "Blank uses the provider's default number.",
+        "description": f"Alphanumeric (3 to 11 of A-Z a-z 0-9, space, dash) or numeric (at most {digits} digits), "
+        f"e.g. {example}. Blank uses the provider's default number.",
     }
+
+
+def _compliance() -> dict[str, Any]:
+    """The fields every connection type has for sender, country and cost checks."""
+    return {"registered_senders": _REGISTERED_SENDERS, "allowed_countries": _ALLOWED_COUNTRIES, "prices": _PRICES}
 
 
 CONNECTION_TYPES: dict[str, dict[str, Any]] = {
@@ -40,7 +67,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
         "hook-name": "Cellcast SMS",
         "connection-type": "cellcast",
         "conn-fields": {
-            "sender": _sender("MyCompany"),
+            "sender": _sender("MyCompany", 16),
             "country_code": {
                 "label": "Country calling code",
                 "schema": {"type": ["string", "null"], "default": "61"},
@@ -48,6 +75,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             },
             "timeout": _TIMEOUT,
             "webhook_secret": _WEBHOOK_SECRET,
+            **_compliance(),
         },
         "ui-field-behaviour": {
             "hidden-fields": _HIDDEN,
@@ -60,7 +88,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
         "hook-name": "Clickatell SMS",
         "connection-type": "clickatell",
         "conn-fields": {
-            "sender": _sender("+14155550123"),
+            "sender": _sender("+14155550123", 15),
             "request_format": {
                 "label": "Request format",
                 "schema": {"type": ["string", "null"], "default": "json", "enum": ["json", "xml"]},
@@ -73,6 +101,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             },
             "timeout": _TIMEOUT,
             "webhook_secret": _WEBHOOK_SECRET,
+            **_compliance(),
         },
         "ui-field-behaviour": {
             "hidden-fields": _HIDDEN,
@@ -88,7 +117,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
         "hook-name": "Cloudware SMS",
         "connection-type": "cloudware",
         "conn-fields": {
-            "sender": _sender("MyCompany"),
+            "sender": _sender("MyCompany", 15),
             "country_code": {
                 "label": "Country calling code",
                 "schema": {"type": ["string", "null"]},
@@ -96,6 +125,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             },
             "timeout": _TIMEOUT,
             "webhook_secret": _WEBHOOK_SECRET,
+            **_compliance(),
         },
         "ui-field-behaviour": {
             "hidden-fields": _HIDDEN,

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "SegmentInfo": "encoding",
     "count_segments": "encoding",
+    "smart_encode": "encoding",
     "SmsAuthError": "errors",
+    "SmsCountryNotAllowedError": "errors",
     "SmsDeliveryUnknownError": "errors",
     "SmsError": "errors",
     "SmsInsufficientCreditError": "errors",
@@ -33,9 +35,10 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.core.encoding import SegmentInfo, count_segments
+    from airflow_provider_sms.core.encoding import SegmentInfo, count_segments, smart_encode
     from airflow_provider_sms.core.errors import (
         SmsAuthError,
+        SmsCountryNotAllowedError,
         SmsDeliveryUnknownError,
         SmsError,
         SmsInsufficientCreditError,
@@ -65,6 +68,7 @@ __all__ = [
     "SegmentInfo",
     "SendResult",
     "SmsAuthError",
+    "SmsCountryNotAllowedError",
     "SmsDeliveryUnknownError",
     "SmsError",
     "SmsInsufficientCreditError",
@@ -78,5 +82,6 @@ __all__ = [
     "count_segments",
     "normalize_number",
     "prepare_recipients",
+    "smart_encode",
     "split_recipients",
 ]

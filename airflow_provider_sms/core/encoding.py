@@ -1,4 +1,5 @@
-"""SMS encoding and segment counting: GSM-7 (with its extension table) or UCS-2, 160/153 and 70/67.
+"""SMS encoding and segment counting: GSM-7 (with its extension table) or UCS-2, 160/153 and 70/67,
+and smart encoding (GSM-7 look-alikes for curly quotes, dashes and the like).
 
 A text that only uses the GSM 03.38 basic and extension tables goes as GSM-7, where an extension
 character costs two septets (escape + char); anything else forces UCS-2, counted in UTF-16 code units
@@ -68,3 +69,49 @@ def count_segments(text: str) -> SegmentInfo:
             used = 0
         used += cost
     return SegmentInfo(encoding, len(text), units, segments)
+
+
+# Characters with a GSM-7 look-alike, and what smart encoding writes instead. Punctuation and spaces
+# only: letters with accents GSM-7 lacks (á, ł, ç...) carry meaning, so they keep the text in UCS-2.
+LOOK_ALIKES: dict[str, str] = {
+    **dict.fromkeys("‘’‚‛′‹›`´", "'"),
+    **dict.fromkeys("“”„‟″«»", '"'),
+    **dict.fromkeys("‐‑‒–—―−", "-"),
+    "…": "...",
+    "•": "-",
+    "ˆ": "^",
+    "˜": "~",
+    "⁄": "/",
+    **dict.fromkeys("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000", " "),
+    **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff\u00ad", ""),  # zero-width characters and soft hyphens
+}
+_LOOK_ALIKE_TABLE = str.maketrans(LOOK_ALIKES)
+
+
+@dataclass(frozen=True)
+class SmartText:
+    """A text after smart encoding: the ``text`` to send and how many characters were ``replaced``."""
+
+    text: str
+    replaced: int
+
+
+def smart_encode(text: str) -> SmartText:
+    """Replace GSM-7 look-alikes (curly quotes, dashes, ellipsis, odd spaces...) when that makes the
+    whole text GSM-7.
+
+    A text that needs UCS-2 anyway (an emoji, a ``ł``) is left exactly as given: replacing its quotes
+    would change the text without saving a part.
+
+    >>> smart_encode("It’s 5–6 pm…").text
+    "It's 5-6 pm..."
+    >>> smart_encode("It’s 😀").text
+    'It’s 😀'
+    """
+    replaced = sum(1 for char in text if char in LOOK_ALIKES)
+    if not replaced:
+        return SmartText(text, 0)
+    candidate = text.translate(_LOOK_ALIKE_TABLE)
+    if _unit_costs(candidate)[0] != GSM7:
+        return SmartText(text, 0)
+    return SmartText(candidate, replaced)

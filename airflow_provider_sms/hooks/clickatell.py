@@ -28,6 +28,7 @@ from airflow_provider_sms.core.errors import (
 from airflow_provider_sms.core.phone import SentNumbers
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
 from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
+from airflow_provider_sms.core.safeguards import validity_minutes
 from airflow_provider_sms.core.timestamps import as_utc, timestamp_or_none
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
@@ -178,7 +179,8 @@ class ClickatellHook(SmsHook):
         :param sender: ``from``: a sender ID or number registered with Clickatell.
         :param send_at: an aware datetime, ISO-8601 string or ``timedelta`` from now; naive and past
             times are refused. Sent as ``scheduledDeliveryTime``, ``2030-01-31T09:00:00+0000``.
-        :param validity_period: minutes Clickatell keeps trying to deliver (``validityPeriod``).
+        :param validity_period: minutes Clickatell keeps trying to deliver (``validityPeriod``); the
+            hook's ``validity`` timedelta sets it for every send.
         :param client_message_id: your reference for the message (``clientMessageId``).
         :param binary: send ``message`` as hex-encoded binary data.
         :param user_data_header: hex UDH for binary messages (``userDataHeader``).
@@ -190,6 +192,10 @@ class ClickatellHook(SmsHook):
         if fmt not in FORMATS:
             raise SmsValidationError(f"request_format must be 'json' or 'xml', not {fmt!r}")
         options: dict[str, Any] = {}
+        if self.policy.validity is not None:
+            if validity_period is not None:
+                raise SmsValidationError("give validity (a timedelta) or validity_period (minutes), not both")
+            validity_period = validity_minutes(self.policy.validity)
         if validity_period is not None:
             if isinstance(validity_period, bool) or not isinstance(validity_period, int) or validity_period < 1:
                 raise SmsValidationError(f"validity_period must be a whole number of minutes, not {validity_period!r}")
