@@ -1,10 +1,14 @@
-"""Provider-neutral delivery plans: failover across connections and personalized sends.
+"""Provider-neutral delivery plans: failover across connections, personalized sends, and resuming a
+send that an earlier try started.
 
 Nothing here speaks HTTP: it calls hook methods, so operators and the notifier share one
-implementation. A recipient moves to the next connection only when its failure's error class says
-the provider certainly did not process it (``fail_over``: auth, credit, outage, rate limit, a country
-the provider does not serve); ``delivery_unknown`` and per-recipient rejections never fail over, so
-no one is texted twice.
+implementation. ``send_once`` reads what earlier tries of the task recorded in the send ledger (any
+object with ``state.ledger.SendLedger``'s ``view`` and ``journal``) and sends only to recipients no
+earlier try got accepted for; recipients whose request may have gone out without an answer are in
+doubt and are not resent unless asked (``resend_in_doubt``). A recipient moves to the next connection
+only when its failure's error class says the provider certainly did not process it (``fail_over``:
+auth, credit, outage, rate limit, a country the provider does not serve); ``delivery_unknown`` and
+per-recipient rejections never fail over, so no one is texted twice.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
-from airflow_provider_sms.core.phone import split_recipients
-from airflow_provider_sms.core.results import SendResult
+from airflow_provider_sms.core.phone import normalize_number, split_recipients
+from airflow_provider_sms.core.pipeline import Journal, journaling
+from airflow_provider_sms.core.results import SendResult, SentCheck
 from airflow_provider_sms.core.validation import SendAt
 
 log = logging.getLogger(__name__)
@@ -140,3 +146,178 @@ def combine(parts: Sequence[SendResult], provider: str) -> SendResult:
     for part in parts:
         combined.merge(part)
     return combined
+
+
+CLOCK_SKEW = timedelta(minutes=2)  # a provider's clock may be this far behind ours
+
+Confirm = Callable[[str, list[str], str, datetime], "SentCheck | None"]
+
+
+class Ledger(Protocol):
+    """What ``send_once`` needs of a send ledger (``state.ledger.SendLedger``)."""
+
+    def view(self) -> Any: ...
+
+    def journal(self, message: str, conn_id: str) -> Journal: ...
+
+
+def send_once(
+    ledger: Ledger,
+    to: Any,
+    message: str,
+    send: Callable[[list[str]], SendResult],
+    *,
+    provider: str,
+    region: str | None = None,
+    resend_in_doubt: bool = False,
+    confirm: Confirm | None = None,
+    key: str | None = None,
+) -> SendResult:
+    """Send ``message`` to the recipients of ``to`` that no earlier try got accepted for, journaling
+    this try's requests in ``ledger``; return one result for all tries.
+
+    Recipients an earlier try got accepted (by any connection) come back as accepted with that try's
+    message id and ``conn_id``; those refused for a reason a resend would meet again (an invalid
+    number, a rejection, an opt-out) come back as they were; those whose request may have gone out
+    without an answer are ``in_doubt`` and not resent (unless ``resend_in_doubt``); the rest, never
+    tried or certainly not processed (an outage, a rate limit, auth, credit), are sent now.
+
+    Before that, recipients in doubt are settled where the provider can be asked (``confirm``: the
+    connection whose request it was, the numbers, the text, and a moment a little before the claim):
+    those it lists as sent are accepted, those its complete listing does not hold are sent now, and
+    what it cannot tell stays in doubt.
+
+    :param send: sends to a list of numbers (failover included); called at most once.
+    :param region: the region national numbers are read in (the primary connection's).
+    :param confirm: ``(conn_id, numbers, message, since) -> SentCheck | None``, usually the hook's
+        ``confirm_sent``; None leaves every recipient in doubt as it is.
+    :param key: what names this send in the ledger (default: the text): a sender whose text changes
+        between tries but must still go once (a notifier, a question) passes a stable key.
+    """
+    key = message if key is None else key
+    earlier = ledger.view().of(key)
+    carried = SendResult(provider)
+    todo: list[str] = []
+    doubt: list[str] = []
+    seen: set[str] = set()
+    for raw in split_recipients(to) if earlier else ():  # a first try has nothing to compare with
+        try:
+            number = normalize_number(raw, region)
+        except SmsError:
+            todo.append(raw)  # the send rejects it again, before any request
+            continue
+        if number in seen:
+            continue
+        seen.add(number)
+        person = earlier.get(number)
+        if person is None:
+            todo.append(number)
+        elif person.accepted is not None:
+            carried.accepted.append({"to": number, **person.accepted})
+        elif person.code == "unsubscribed":
+            carried.unsubscribed.append(number)
+        elif person.settled:
+            carried.add_rejected(number, str(person.code), str(person.reason or "refused by an earlier try"))
+        elif person.in_doubt:
+            doubt.append(number)
+        else:
+            todo.append(number)
+    if earlier:
+        log.info(
+            "%s: earlier tries got %d recipient(s) accepted and %d refused; %d in doubt; sending to %d",
+            provider,
+            len(carried.accepted),
+            len(carried.rejected) + len(carried.unsubscribed),
+            len(doubt),
+            len(todo) + (len(doubt) if resend_in_doubt else 0),
+        )
+    if doubt and confirm is not None and not resend_in_doubt:
+        settled, doubt = _settle(ledger, key, message, doubt, earlier, confirm, provider)
+        carried.accepted.extend(settled.accepted)
+        todo += settled.in_doubt  # here: the numbers the provider certainly did not take
+    if resend_in_doubt and doubt:
+        log.warning("%s: resending to %d recipient(s) in doubt (resend_in_doubt=True)", provider, len(doubt))
+        todo, doubt = todo + doubt, []
+    carried.in_doubt = doubt
+    if not earlier:
+        todo = split_recipients(to)  # the send normalizes and de-duplicates them
+    if not todo:
+        return carried
+    try:
+        with journaling(lambda conn_id: ledger.journal(key, conn_id)):
+            fresh = send(todo)
+    except SmsError as err:
+        if err.result is not None:
+            err.result = _with_doubt(carried.merge(err.result))
+        elif carried.accepted or carried.in_doubt:
+            err.result = carried
+        raise
+    return _with_doubt(_counted(carried.merge(fresh), fresh))
+
+
+def _settle(
+    ledger: Ledger, key: str, message: str, doubt: list[str], earlier: Any, confirm: Confirm, provider: str
+) -> tuple[SendResult, list[str]]:
+    """Ask each connection about its recipients in doubt; return (accepted, and in ``in_doubt`` the
+    numbers to send after all) and those still in doubt. What the provider confirms is journaled."""
+    settled = SendResult(provider)
+    still: list[str] = []
+    by_conn: dict[str | None, list[str]] = {}
+    for number in doubt:
+        by_conn.setdefault(earlier[number].claimed_by, []).append(number)
+    for conn_id, numbers in by_conn.items():
+        moments = [earlier[n].claimed_at for n in numbers if earlier[n].claimed_at is not None]
+        if conn_id is None or not moments:
+            still += numbers
+            continue
+        since = min(moments) - CLOCK_SKEW - timedelta(seconds=1)  # claims are stamped to the second
+        try:
+            check = confirm(conn_id, numbers, message, since)
+        except SmsError as err:
+            log.warning("%s: could not ask %s about %d recipient(s) in doubt: %s", provider, conn_id, len(numbers), err)
+            check = None
+        if check is None:
+            still += numbers
+            continue
+        found = SendResult(provider)
+        for number in numbers:
+            if number in check.found:
+                found.add_accepted(number, check.found[number])
+            elif number in check.absent:
+                settled.in_doubt.append(number)
+            else:
+                still.append(number)
+        found.mark_connection(conn_id)
+        settled.accepted.extend(found.accepted)
+        log.info(
+            "%s: of %d recipient(s) in doubt, %s lists %d as sent and certainly did not take %d",
+            provider,
+            len(numbers),
+            conn_id,
+            len(found.accepted),
+            len([n for n in numbers if n in check.absent and n not in check.found]),
+        )
+        if found.accepted:
+            journal = ledger.journal(key, conn_id)
+            journal.after(0, found)
+            try:
+                journal.end()
+            except Exception as exc:  # the next try asks again
+                log.warning("%s: could not record what %s confirmed (%s)", provider, conn_id, type(exc).__name__)
+    return settled, still
+
+
+def _counted(result: SendResult, fresh: SendResult) -> SendResult:
+    """Parts and encoding for every accepted recipient: one text, so the same for earlier tries' ones."""
+    if fresh.accepted and fresh.segments:
+        result.segments = fresh.segments // len(fresh.accepted) * len(result.accepted)
+        result.encoding = fresh.encoding
+    return result
+
+
+def _with_doubt(result: SendResult) -> SendResult:
+    """List this try's ``delivery_unknown`` recipients in ``in_doubt`` too (they stay in ``rejected``)."""
+    for entry in result.rejected:
+        if entry["code"] == "delivery_unknown" and entry["to"] not in result.in_doubt:
+            result.in_doubt.append(entry["to"])
+    return result

@@ -10,6 +10,9 @@ Each class carries its meaning as data, so no table elsewhere has to repeat it:
   send it without anyone being texted twice;
 - ``advice``: what the user should do, in one sentence.
 
+This module is the one home of the recipient-code vocabulary (``BY_CODE``, ``error_class_for``);
+``core.results`` reads it, and nothing here imports ``core.results``.
+
 Errors carry the provider, the endpoint (method and path, never a query string or header) and a short,
 safe excerpt of the provider's answer, so a user can act on the message without a debugger.
 """
@@ -18,10 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
-
-if TYPE_CHECKING:
-    from airflow_provider_sms.core.results import SendResult
+from typing import Any, ClassVar
 
 
 class SmsError(Exception):
@@ -49,8 +49,10 @@ class SmsError(Exception):
         self.body_excerpt = body_excerpt
         # HTTP attempts this failure took (retries included); 0 when nothing was sent.
         self.attempts = attempts
-        # The partial outcome when a send failed as a whole: who was rejected, who was never tried.
-        self.result: SendResult | None = None
+        # The partial outcome when a send failed as a whole (a ``core.results.SendResult``: who was
+        # rejected, who was never tried). Typed loosely so that this module, which ``core.results``
+        # builds on for its code vocabulary, needs nothing from it: imports point one way only.
+        self.result: Any = None
         super().__init__(self._render())
 
     def redact(self, scrub: Callable[[str], str]) -> SmsError:
@@ -102,6 +104,14 @@ class SmsUnsupportedDestinationError(SmsUnsupportedFeatureError):
     code = "unsupported_destination"
     fail_over = True
     advice = "send to this number through a provider that covers its country (fallback_conn_ids)"
+
+
+class SmsCountryNotAllowedError(SmsValidationError):
+    """The number is in a country the connection's ``allowed_countries`` leaves out; never sent to,
+    not even through a fallback connection (the list guards against SMS-pumping fraud)."""
+
+    code = "country_not_allowed"
+    advice = "add the country to the connection's allowed_countries if texting there is intended"
 
 
 class SmsAuthError(SmsError):

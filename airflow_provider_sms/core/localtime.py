@@ -6,11 +6,14 @@ Which zone a recipient is in, in this order:
 2. the number's only zone, from ``phonenumbers`` (``+1 415`` is Los Angeles, ``+234`` Lagos);
 3. ``default_tz``, for a number that spans several zones (most Australian mobiles, US toll-free) or
    none (``phonenumbers`` knows no zone for UK mobiles);
-4. otherwise, for a number with several zones, all of them are respected: ``local_time`` is reached in
-   every one (the message goes at that time in the westernmost zone, so nobody gets it early), and
-   quiet hours hold it while it is night in any of them. A number with no known zone, or whose zones
-   leave no moment outside the quiet hours, fails the send before anything goes out, asking for a
-   ``tz`` or ``default_tz``.
+4. otherwise, for a number with several zones, all of them are respected, so nobody receives before
+   ``local_time`` or inside the quiet hours: the message goes when ``local_time`` has come, the same
+   local day, in every zone (at ``local_time`` in the zone whose clock reaches it last, read on the
+   clock face: Guam, not Pago Pago, for a US toll-free number, although Guam is a day ahead), and
+   quiet hours hold it while it is night in any of them. A number with no known zone, whose zones are
+   too far apart for ``local_time`` to come before midnight in all of them, or whose zones leave no
+   moment outside the quiet hours, fails the send before anything goes out, asking for a ``tz`` or
+   ``default_tz``.
 
 Everything here is pure computation on aware datetimes (``pendulum`` for zone arithmetic across DST
 changes); ``plan_times`` is what the operators call.
@@ -146,18 +149,27 @@ def _at(day: Any, clock: time, zone: str) -> datetime:
     return datetime.fromtimestamp(local.timestamp(), tz=timezone.utc)
 
 
-def next_local_time(now: datetime, zones: Sequence[str], clock: time) -> tuple[datetime, str]:
-    """The next ``clock`` after ``now`` in the westernmost of ``zones`` (the last to reach it, so no
-    zone gets the message early); return it and that zone."""
-    options = []
+def next_local_time(now: datetime, zones: Sequence[str], clock: time) -> tuple[datetime, str] | None:
+    """The first moment after ``now`` at which ``clock`` has come, the same local day, in every one of
+    ``zones``; return it and the zone that reaches ``clock`` last (whose ``clock`` it is).
+
+    "Last" is read on the clock face, not by UTC offset: for a US toll-free number, whose zones run from
+    Guam (UTC+10) to Newfoundland, 06:00 comes last in Guam, a calendar day ahead but four hours behind
+    Honolulu's clock; going by the smallest offset (Pago Pago, UTC-11) would text Guam at 03:00.
+    None when no such moment exists: the zones are too far apart for ``clock`` to be on the same side
+    of midnight everywhere (``local_time`` 14:00 across the 10.5 hours of a toll-free number).
+    """
+    candidates = []
     for zone in zones:
         local = _local(now, zone)
-        moment = _at(local, clock, zone)
-        if moment <= now:
-            moment = _at(local.add(days=1), clock, zone)
-        options.append((local.utcoffset() or timedelta(0), moment, zone))
-    _offset, moment, zone = min(options, key=lambda option: option[0])
-    return moment, zone
+        for days in range(3):  # today's, tomorrow's and the next day's clock, whatever the DST change
+            moment = _at(local.add(days=days), clock, zone)
+            if moment > now:
+                candidates.append((moment, zone))
+    for moment, zone in sorted(candidates):
+        if all(_local(moment, other).time().replace(tzinfo=None) >= clock for other in zones):
+            return moment, zone
+    return None
 
 
 def release_time(moment: datetime, zones: Sequence[str], quiet: QuietHours) -> datetime | None:
@@ -196,7 +208,14 @@ def plan_times(
         zones, rule = zones_for(number, tz=tz, default_tz=default_tz)
         deliver, zone = now, zones[0]
         if local_time is not None:
-            deliver, zone = next_local_time(now, zones, local_time)
+            found = next_local_time(now, zones, local_time)
+            if found is None:
+                raise SmsValidationError(
+                    f"local_time {local_time:%H:%M} cannot come on the same day in every zone of {number} "
+                    f"({', '.join(zones[:5])}{'...' if len(zones) > 5 else ''}): someone would get it after "
+                    "midnight, before their local_time; give its tz in messages, or default_tz"
+                )
+            deliver, zone = found
         held = False
         if quiet_hours is not None:
             released = release_time(deliver, zones, quiet_hours)

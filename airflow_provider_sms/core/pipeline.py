@@ -7,6 +7,10 @@ into per-recipient outcomes -> one ``SendResult``. A provider supplies only a pa
 the provider's reply -> a ``SendResult`` of that batch); a dry run is the same path with the network
 step skipped, so it cannot disagree with a real send.
 
+With a *journal* (``journaling``: the send ledger of ``state.ledger``, or anything with its four
+methods), each request is claimed durably before it goes out and each outcome recorded after, so a
+later try of the same task knows who was texted; the journal batches its writes.
+
 A batch that fails does not stop the others: its recipients are rejected with the error's code. Only
 an authentication failure stops the send, since every later batch would fail the same way. When every
 batch failed, the first error is raised with the whole result attached as ``error.result``.
@@ -17,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -26,6 +32,7 @@ from airflow_provider_sms.core.errors import (
     SmsAuthError,
     SmsDeliveryUnknownError,
     SmsError,
+    SmsProviderUnavailableError,
     SmsUnsupportedDestinationError,
     SmsValidationError,
 )
@@ -87,6 +94,43 @@ Builder = Callable[[Sequence[str], Outgoing], Call]
 Parser = Callable[[Sequence[str], Any], SendResult]
 Transport = Callable[[Call], Reply]
 DestinationRule = Callable[[str], "str | None"]
+
+
+class Journal(Protocol):
+    """Records a send as it goes, somewhere that outlives the process (``state.ledger.Journal``)."""
+
+    def begin(self, batches: Sequence[Sequence[str]], width: int = 1) -> None:
+        """A send of ``batches`` starts, ``width`` requests at a time."""
+        ...
+
+    def before(self, index: int) -> None:
+        """Return once batch ``index`` is durably claimed (its request may go out); raise if it cannot be."""
+        ...
+
+    def after(self, index: int, part: SendResult) -> None: ...
+
+    def end(self) -> None: ...
+
+
+# conn_id -> the journal of a send through that connection; set by whoever owns the ledger (an
+# operator's try), read by ``SmsHook.deliver`` in the same thread, so hook signatures stay as they are.
+_journals: ContextVar[Callable[[str], Journal] | None] = ContextVar("sms_journals", default=None)
+
+
+@contextmanager
+def journaling(journal_for: Callable[[str], Journal] | None) -> Iterator[None]:
+    """Within this block (in this thread), sends journal through ``journal_for(conn_id)``."""
+    token = _journals.set(journal_for)
+    try:
+        yield
+    finally:
+        _journals.reset(token)
+
+
+def current_journal(conn_id: str) -> Journal | None:
+    """The journal a send through ``conn_id`` should write to here, if any."""
+    journal_for = _journals.get()
+    return journal_for(conn_id) if journal_for is not None else None
 
 
 @dataclass
@@ -162,6 +206,7 @@ def run(
     transport: Transport | None,
     max_workers: int = 1,
     redact: Callable[[str], str] = str,
+    journal: Journal | None = None,
 ) -> SendResult:
     """Batch, build, send (unless ``transport`` is None: a dry run), parse and merge.
 
@@ -170,6 +215,9 @@ def run(
     finish in.
     Every text that came from the provider (reasons, ids, error messages) goes through ``redact``
     before it reaches a log line, an error or the result, so an echoed token never gets further.
+    With a ``journal``, no request goes out before ``journal.before`` returned for its batch (a batch
+    the journal cannot claim is not sent: ``provider_unavailable``, safe to retry), and every outcome
+    is handed to ``journal.after``.
 
     :raises SmsError: the first batch's error when no batch succeeded, with ``error.result`` set.
     """
@@ -204,6 +252,16 @@ def run(
             for number in batch:
                 part.add_rejected(number, err.code, str(err))
             return part
+        if journal is not None:
+            try:
+                journal.before(index)
+            except Exception as exc:  # the claim was not recorded, so the request must not go out
+                reason = f"not sent: the send ledger could not record it ({type(exc).__name__})"
+                log.warning("%s: %s", result.provider, reason)
+                errors[index] = SmsProviderUnavailableError(reason, provider=result.provider)
+                for number in batch:
+                    part.add_rejected(number, SmsProviderUnavailableError.code, reason)
+                return part
         reply: Reply | None = None
         try:
             reply = transport(call)
@@ -225,15 +283,27 @@ def run(
                 part.add_rejected(number, SmsDeliveryUnknownError.code, reason)
         part.requests = reply.attempts if reply is not None else _attempts_of(errors[index])
         _count_segments(part, outgoing)
-        return _redacted(part, redact)
+        part = _redacted(part, redact)
+        if journal is not None:
+            journal.after(index, part)
+        return part
 
-    if max_workers <= 1 or len(batches) <= 1:
-        for index in range(len(batches)):
-            result.merge(send(index))
-    else:
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"sms-{result.provider}") as pool:
-            for part in pool.map(send, range(len(batches))):  # in batch order, each merged as it comes
-                result.merge(part)
+    if journal is not None:
+        journal.begin(batches, max(max_workers, 1))
+    try:
+        if max_workers <= 1 or len(batches) <= 1:
+            for index in range(len(batches)):
+                result.merge(send(index))
+        else:
+            with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"sms-{result.provider}") as pool:
+                for part in pool.map(send, range(len(batches))):  # in batch order, each merged as it comes
+                    result.merge(part)
+    finally:
+        if journal is not None:
+            try:
+                journal.end()
+            except Exception as exc:  # the next try will hold these recipients in doubt, not resend them
+                log.warning("%s: the send ledger could not record the last outcomes (%s)", result.provider, exc)
     first = errors[0]
     if batches and first is not None and all(errors):
         first.result = result

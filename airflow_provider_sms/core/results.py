@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_sms.core.errors import error_class_for
+
 
 @dataclass
 class SendResult:
     """What happened to each recipient of one send (or, with ``dry_run``, what would happen).
 
     :param provider: ``cellcast``, ``clickatell`` or ``cloudware``.
-    :param accepted: one ``{"to": e164, "message_id": str | None}`` per recipient the provider took
-        (in a dry run: every recipient the send would go to).
+    :param accepted: one ``{"to": e164, "message_id": str | None, "conn_id": str}`` per recipient the
+        provider took (in a dry run: every recipient the send would go to); ``conn_id`` is the Airflow
+        connection that accepted it, so a failed-over message's report is asked of the right provider.
     :param rejected: one ``{"to", "code", "reason"}`` per recipient not taken, by our validation or by
         the provider; ``code`` is from the fixed vocabulary of ``core.errors`` (``invalid_number``,
         ``unsupported_destination``, ``rejected``, ``auth_failed``, ``insufficient_credit``,
@@ -29,6 +32,10 @@ class SendResult:
     :param segments: SMS parts sent (or planned) to the accepted recipients.
     :param encoding: ``GSM-7`` or ``UCS-2`` when every accepted text had the same encoding.
     :param dry_run: nothing was sent; this is the plan.
+    :param in_doubt: numbers whose request may have been processed (an earlier try died or lost the
+        answer, and the provider could not say) and that were not resent, so nobody is texted twice.
+    :param estimate: in a dry run of SMS text, the parts per recipient and the estimated cost
+        (``core.cost.Estimate.to_dict()``); None otherwise.
     """
 
     provider: str
@@ -39,11 +46,13 @@ class SendResult:
     segments: int = 0
     encoding: str | None = None
     dry_run: bool = False
+    in_doubt: list[str] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
         """True when every recipient was accepted."""
-        return not self.rejected and not self.unsubscribed
+        return not self.rejected and not self.unsubscribed and not self.in_doubt
 
     @property
     def not_accepted(self) -> list[str]:
@@ -53,8 +62,6 @@ class SendResult:
     @property
     def retry_safe(self) -> bool:
         """True when nobody was accepted and every failure means "not processed, may succeed later"."""
-        from airflow_provider_sms.core.errors import error_class_for
-
         return (
             not self.accepted
             and not self.unsubscribed
@@ -63,17 +70,19 @@ class SendResult:
 
     def fail_over_numbers(self) -> list[str]:
         """Rejected numbers this provider certainly did not process: another connection may take them."""
-        from airflow_provider_sms.core.errors import error_class_for
-
         return [r["to"] for r in self.rejected if error_class_for(r["code"]).fail_over]
 
     def add_accepted(self, to: str, message_id: Any = None) -> None:
         self.accepted.append({"to": to, "message_id": None if message_id in (None, "") else str(message_id)})
 
+    def mark_connection(self, conn_id: str) -> SendResult:
+        """Record ``conn_id`` as the connection that accepted each accepted message without one; return self."""
+        for entry in self.accepted:
+            entry.setdefault("conn_id", conn_id)
+        return self
+
     def add_rejected(self, to: str, code: str, reason: str, provider_code: Any = None) -> None:
         """Record a recipient that was not taken; ``code`` must be from the recipient-code vocabulary."""
-        from airflow_provider_sms.core.errors import error_class_for
-
         error_class_for(code)  # an unknown code is a bug here, not something to hand downstream
         entry: dict[str, Any] = {"to": to, "code": code, "reason": reason}
         if provider_code not in (None, ""):
@@ -88,6 +97,7 @@ class SendResult:
         self.accepted.extend(other.accepted)
         self.rejected.extend(other.rejected)
         self.unsubscribed.extend(other.unsubscribed)
+        self.in_doubt.extend(n for n in other.in_doubt if n not in self.in_doubt)
         self.requests += other.requests
         self.segments += other.segments
         self.dry_run = self.dry_run or other.dry_run
@@ -96,9 +106,10 @@ class SendResult:
     def summary(self) -> str:
         """One line for logs: counts, never message text."""
         verb = "would be sent" if self.dry_run else "accepted"
+        doubt = f", {len(self.in_doubt)} in doubt" if self.in_doubt else ""
         return (
             f"{self.provider}: {len(self.accepted)} {verb}, {len(self.rejected)} rejected, "
-            f"{len(self.unsubscribed)} unsubscribed in {self.requests} request(s)"
+            f"{len(self.unsubscribed)} unsubscribed{doubt} in {self.requests} request(s)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +122,22 @@ class SendResult:
             "segments": self.segments,
             "encoding": self.encoding,
             "dry_run": self.dry_run,
+            "in_doubt": list(self.in_doubt),
+            **({"estimate": self.estimate} if self.estimate is not None else {}),
         }
+
+
+@dataclass
+class SentCheck:
+    """What a provider says of recipients in doubt (``SmsHook.confirm_sent``).
+
+    :param found: number -> message id (or None) for each one the provider lists as sent that text.
+    :param absent: numbers the provider's listing, read completely back to the moment in question,
+        does not hold: certainly not taken, so they may be sent. The others stay in doubt.
+    """
+
+    found: dict[str, str | None] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,8 @@ class InboundMessage:
     :param from_number: the sender in E.164 (``+61400000001``), or as given when it is not a number.
     :param received_at: an aware datetime in UTC.
     :param raw: the provider's item as it came, for anything we do not normalize.
+    :param received_at_estimated: the provider gave no readable time, so ``received_at`` is when we
+        received it (a pushed webhook reply); ``to_dict()`` then says so.
     """
 
     provider: str
@@ -130,6 +158,7 @@ class InboundMessage:
     text: str
     received_at: datetime
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    received_at_estimated: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +169,7 @@ class InboundMessage:
             "text": self.text,
             "received_at": self.received_at.astimezone(timezone.utc).isoformat(),
             "raw": dict(self.raw),
+            **({"received_at_estimated": True} if self.received_at_estimated else {}),
         }
 
     @classmethod
@@ -153,6 +183,7 @@ class InboundMessage:
             text=data["text"],
             received_at=datetime.fromisoformat(data["received_at"]),
             raw=dict(data.get("raw") or {}),
+            received_at_estimated=bool(data.get("received_at_estimated")),
         )
 
 

@@ -9,8 +9,8 @@ handling and base URL rules live here too, so a provider module holds nothing bu
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -19,8 +19,9 @@ from airflow_provider_sms.connections import CONNECTION_TYPES, field_behaviour, 
 from airflow_provider_sms.core.errors import SmsAuthError, SmsError, SmsUnsupportedFeatureError, SmsValidationError
 from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT, DEFAULT_THRESHOLD, SendGuard
 from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
-from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, prepare, run
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
+from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, current_journal, prepare, run
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, SentCheck
+from airflow_provider_sms.core.safeguards import ConnectionRules, SendPolicy, screen
 from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, SendAt, validate_sender
 
 DEFAULT_READ_TIMEOUT = 30.0
@@ -39,6 +40,13 @@ class SmsHook(BaseHook):
         not yet tried by then are reported ``provider_unavailable`` (nothing sent to them).
     :param breaker_threshold: consecutive 429/503 answers after which a send stops retrying and
         reports the remaining recipients ``rate_limited`` without sending to them.
+    :param max_parts: refuse a send (before any request) that needs more SMS parts than this, all
+        recipients together.
+    :param max_cost: refuse a send whose estimated cost, from the connection's ``prices``, is above this.
+    :param smart_encoding: replace GSM-7 look-alikes (curly quotes, dashes, ellipsis, odd spaces) so
+        the text goes as GSM-7; False sends exactly what was given.
+    :param validity: how long the provider keeps trying to deliver (a ``timedelta``); only providers
+        with a validity field take it (Clickatell), the others refuse it before sending.
     """
 
     conn_type: ClassVar[str]
@@ -64,9 +72,16 @@ class SmsHook(BaseHook):
         backoff_factor: float = 0.5,
         send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
         breaker_threshold: int = DEFAULT_THRESHOLD,
+        max_parts: int | None = None,
+        max_cost: float | None = None,
+        smart_encoding: bool = True,
+        validity: timedelta | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
+        self.policy = SendPolicy.of(
+            max_parts=max_parts, max_cost=max_cost, smart_encoding=smart_encoding, validity=validity
+        )
         if send_timeout is not None and not (math.isfinite(send_timeout) and send_timeout > 0):
             raise SmsValidationError(f"send_timeout must be a positive number of seconds, not {send_timeout!r}")
         if breaker_threshold < 1:
@@ -106,6 +121,11 @@ class SmsHook(BaseHook):
         """An extra field, accepting the ``extra__<type>__name`` form older UIs wrote."""
         value = self.extras.get(name, self.extras.get(f"extra__{self.conn_type}__{name}"))
         return None if value == "" else value
+
+    @cached_property
+    def rules(self) -> ConnectionRules:
+        """The connection's ``registered_senders``, ``allowed_countries`` and ``prices``, checked."""
+        return ConnectionRules.from_extras(self._extra, self.conn_id)
 
     @cached_property
     def token(self) -> str:
@@ -231,9 +251,10 @@ class SmsHook(BaseHook):
         :param dry_run: everything but the network: same validation, rejections, batches and request
             count as a real send, and the same connection checks.
         """
+        text = self.policy.text(message, sms=check_text)
         prepared = prepare(
             to,
-            message,
+            text.text,
             provider=self.provider,
             sender=sender,
             default_sender=self.default_sender,
@@ -244,18 +265,40 @@ class SmsHook(BaseHook):
             max_segments=self.max_segments,
             max_chars=max_chars,
         )
+        plan = screen(
+            prepared,
+            self.policy,
+            self.rules,
+            provider=self.provider,
+            hook_name=self.hook_name,
+            conn_id=self.conn_id,
+            replaced=text.replaced,
+            dry_run=dry_run,
+        )
+        if not prepared.numbers:  # everyone was refused before any request (allowed_countries, destination)
+            prepared.result.dry_run = dry_run
+            return prepared.result.mark_connection(self.conn_id)
         client = self.client  # built for a dry run too: the connection is checked the same way
         if not dry_run:
             self.guard.start(self.send_timeout)
-        return run(
-            prepared,
-            build,
-            parse,
-            batch_size=self.batch_size,
-            transport=None if dry_run else client.send,
-            max_workers=self.max_workers,
-            redact=client.redact,
-        )
+        try:
+            result = run(
+                prepared,
+                build,
+                parse,
+                batch_size=self.batch_size,
+                transport=None if dry_run else client.send,
+                max_workers=self.max_workers,
+                redact=client.redact,
+                journal=None if dry_run else current_journal(self.conn_id),
+            )
+        except SmsError as err:
+            if err.result is not None:
+                err.result.mark_connection(self.conn_id)
+            raise
+        if dry_run and plan is not None:
+            result.estimate = plan.to_dict()
+        return result.mark_connection(self.conn_id)
 
     def number_or_raw(self, raw: str) -> str:
         """A number from a provider's answer in E.164, or as written when it is not a phone number."""
@@ -287,6 +330,12 @@ class SmsHook(BaseHook):
             f"{self.hook_name} has no API to list inbound messages; use a Cellcast or Cloudware connection",
             provider=self.provider,
         )
+
+    def confirm_sent(self, numbers: Sequence[str], message: str, *, since: datetime) -> SentCheck | None:
+        """Ask the provider which of ``numbers`` (E.164) it took ``message`` for at or after ``since``:
+        how a retry settles recipients an earlier try left in doubt. None where the provider offers no
+        way to ask (then they stay in doubt)."""
+        return None
 
     def get_delivery_reports(self, message_ids: Iterable[str]) -> list[DeliveryReport]:
         """What became of sent messages, one ``DeliveryReport`` per id (``unknown`` where the provider
@@ -332,13 +381,31 @@ class SmsHook(BaseHook):
         self, item: dict[str, Any], *, message_id: Any, sender: Any, receiver: Any, text: Any, received_at: Any
     ) -> InboundMessage:
         """``inbound_message`` for a webhook item, whose time may be missing or garbage: then it is now
-        (a pushed reply has just arrived)."""
+        (a pushed reply has just arrived), flagged ``received_at_estimated``, and an id the provider did
+        not give is derived from what a retry repeats (provider, sender, receiver, text), not from now."""
+        import dataclasses
+        import hashlib
+
         from airflow_provider_sms.core.timestamps import timestamp_or_none
 
-        at = timestamp_or_none(received_at) or datetime.now(timezone.utc)
-        return self.inbound_message(
-            item, message_id=message_id, sender=sender, receiver=receiver, text=text, received_at=at
+        at = timestamp_or_none(received_at)
+        if at is not None:
+            return self.inbound_message(
+                item, message_id=message_id, sender=sender, receiver=receiver, text=text, received_at=at
+            )
+        if not str(message_id or ""):
+            parts = (self.provider, self.number_or_raw(str(sender or "")), str(receiver or ""), str(text or ""))
+            digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+            message_id = f"derived-{digest[:24]}"
+        message = self.inbound_message(
+            item,
+            message_id=message_id,
+            sender=sender,
+            receiver=receiver,
+            text=text,
+            received_at=datetime.now(timezone.utc),
         )
+        return dataclasses.replace(message, received_at_estimated=True)
 
     @property
     def webhook_secret(self) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from airflow_provider_sms.core.errors import SmsInvalidNumberError, SmsRejectedE
 from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.phone import SentNumbers, region_for_country_code
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, SentCheck
 from airflow_provider_sms.core.timestamps import as_utc, parse_timestamp, timestamp_or_none
 from airflow_provider_sms.core.validation import MMS_MAX_CHARS, load_mms_media, validate_gif_url
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
@@ -33,6 +33,8 @@ CHAT = "/api/v1/chat"
 MMS = "/api/v1/gatewaymms"
 RESPONSES = "/api/v1/apiClient/getResponses"
 REPORT = "/api/v2/report/message"
+CONFIRM_PAGES = 20  # pages of the sent list read to settle recipients in doubt (2,000 messages)
+CONFIRM_PAGE_SIZE = 100
 # Cellcast's delivery statuses (webhook and report; "delievered" is spelled so in its docs) -> ours.
 _DELIVERY = {
     "queued": "queued",
@@ -279,6 +281,43 @@ class CellcastHook(SmsHook):
                 reports.append(DeliveryReport(self.provider, message_id, None, "unknown", raw=self.scrubbed(body)))
         return reports
 
+    def confirm_sent(self, numbers: Sequence[str], message: str, *, since: datetime) -> SentCheck | None:
+        """Read Cellcast's sent-message list (``GET /api/v2/report/message``, SMS sent through the API
+        from ``since``'s date on), page by page up to ``CONFIRM_PAGES``: a record to the number with
+        this very text, created at or after ``since``, is the message taken. When the list ended (a
+        short or empty page) within the cap, a number without such a record was certainly not taken;
+        otherwise it stays in doubt."""
+        wanted = set(numbers)
+        check = SentCheck()
+        params = {
+            "limit": CONFIRM_PAGE_SIZE,
+            "campType": "sms",
+            "requestFrom": "API",
+            "fromDate": since.astimezone(timezone.utc).strftime("%Y-%m-%d"),
+            "toDate": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        }
+        ended = False
+        for page in range(1, CONFIRM_PAGES + 1):
+            reply = self.client.request("GET", REPORT, params={"page": page, **params})
+            body = reply.body if isinstance(reply.body, dict) else {}
+            data = body.get("data") if body.get("status") is True else None
+            items = data.get("items") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                return check  # an answer we cannot read settles nothing
+            for item in items:
+                if not isinstance(item, dict) or item.get("message") != message:
+                    continue
+                number = self.number_or_none(item.get("receiver"))
+                created = timestamp_or_none(item.get("createdAt"))
+                if number in wanted and created is not None and created >= since:
+                    check.found[number] = str(item.get("_id") or "") or None
+            if len(items) < CONFIRM_PAGE_SIZE:
+                ended = True
+                break
+        if ended:
+            check.absent = wanted - set(check.found)
+        return check
+
     def _report(self, record: dict[str, Any], message_id: str | None = None) -> DeliveryReport:
         record = self.scrubbed(record)
         word = str(record.get("status") or "")
@@ -316,8 +355,18 @@ class CellcastHook(SmsHook):
             elif "body" in item and "from" in item:
                 try:
                     messages.append(self._read_item(item)[1])
-                except ValueError:
-                    continue
+                except (ValueError, OverflowError):  # no readable time: still recorded (flagged)
+                    item = self.scrubbed(item)
+                    messages.append(
+                        self.webhook_message(
+                            item,
+                            message_id=item.get("message_id"),
+                            sender=item.get("from"),
+                            receiver=None,
+                            text=item.get("body"),
+                            received_at=item.get("received_at"),
+                        )
+                    )
             elif item.get("_id") and item.get("status"):
                 reports.append(self._report(item))
         return messages, reports

@@ -17,7 +17,7 @@ from airflow_provider_sms.core.answers import require_success
 from airflow_provider_sms.core.errors import SmsUnsupportedFeatureError
 from airflow_provider_sms.core.listing import Page, read_listing
 from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, SentCheck
 from airflow_provider_sms.core.timestamps import parse_timestamp
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
 
@@ -181,6 +181,35 @@ class CloudwareHook(SmsHook):
             pass
         return [found.get(m) or DeliveryReport(self.provider, m, None, "unknown") for m in wanted]
 
+    def confirm_sent(self, numbers: Sequence[str], message: str, *, since: datetime) -> SentCheck | None:
+        """Read ``message_sent`` records of ``GET /v1/sms/messages`` back to ``since``: a record to the
+        number with this very text is the message taken (with its id). When the listing was read
+        completely back past ``since`` (an older item seen, or its last page), a number without such a
+        record was certainly not taken; otherwise (the page cap) it stays in doubt."""
+        wanted = {n.lstrip("+"): n for n in numbers}
+        check = SentCheck()
+        oldest: list[datetime] = []
+        ended: list[bool] = []
+
+        def read(item: dict[str, Any]) -> tuple[datetime, InboundMessage | None]:
+            when, inbound = self._read_item(item)
+            oldest[:] = [min([when, *oldest])]
+            number = wanted.get(str(item.get("to") or "").lstrip("+"))
+            if item.get("type") == SENT and number and when >= since and item.get("message") == message:
+                check.found[number] = str(item.get("message_id") or "") or None
+            return when, inbound
+
+        def fetch(url: Hashable) -> Page:
+            page = self._fetch_page(url)
+            ended[:] = [page.next is None]
+            return page
+
+        for _ in read_listing(fetch, MESSAGES, read, since=since, provider=self.provider):
+            pass
+        if (oldest and oldest[0] < since) or ended == [True]:
+            check.absent = set(numbers) - set(check.found)
+        return check
+
     def _report(self, item: dict[str, Any], when: datetime | None) -> DeliveryReport:
         return DeliveryReport(
             provider=self.provider,
@@ -200,13 +229,25 @@ class CloudwareHook(SmsHook):
                 continue
             try:
                 when, message = self._read_item(item)
-            except ValueError:
+            except (ValueError, OverflowError):  # no readable time: a reply is still recorded (flagged)
+                if item.get("type") == RECEIVED:
+                    messages.append(self._webhook_reply(self.scrubbed(item)))
                 continue
             if message is not None:
                 messages.append(message)
             elif item.get("type") == SENT and item.get("message_id"):
                 reports.append(self._report(self.scrubbed(item), when))
         return messages, reports
+
+    def _webhook_reply(self, item: dict[str, Any]) -> InboundMessage:
+        return self.webhook_message(
+            item,
+            message_id=item.get("message_id"),
+            sender=item.get("from"),
+            receiver=item.get("to"),
+            text=item.get("message"),
+            received_at=item.get("created_at") or item.get("sent_at"),
+        )
 
     def check_credentials(self) -> None:
         self.client.request("GET", MESSAGES)

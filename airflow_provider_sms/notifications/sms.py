@@ -7,10 +7,16 @@ blocks. The message is templated from the callback context; without one, a defau
 occasion is sent: a task failure (DAG, task, try, run, exception; one SMS), a missed deadline (DAG,
 run, deadline; one SMS), or a human-in-the-loop request (subject, the words to reply with, the link to
 the request's page; at most two SMS parts).
+
+Once per occasion: where the callback runs with a task instance, the notifier sends through
+``send_sms_once`` and that task instance's send ledger, so a callback that runs twice for one failure
+(the same text) texts each recipient once. ``send_sms_once`` is also how the approval question by SMS
+is meant to be sent, with a key that stays the same across tries.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -107,6 +113,13 @@ class SmsNotifier(BaseNotifier):
         alert meant to wake someone should stay immediate.
     :param default_tz: the zone for numbers with several zones or none (see ``core.localtime``); a
         number whose zone cannot be told is texted now, with a warning.
+    :param resend_in_doubt: when the callback runs again for the same failure, resend to recipients
+        whose text may have gone out without an answer (off: they are not texted twice).
+    :param max_parts: refuse the text, before any request, when it needs more SMS parts than this
+        (all recipients together).
+    :param max_cost: refuse the text when its estimated cost (the connection's ``prices``) is above this.
+    :param smart_encoding: replace GSM-7 look-alikes (curly quotes, dashes...); False sends the text as given.
+    :param validity: how long the provider may keep trying (a ``timedelta``; Clickatell only).
     :param context: set by Airflow when the notifier runs as a Deadline Alert's ``AsyncCallback``.
     """
 
@@ -121,9 +134,23 @@ class SmsNotifier(BaseNotifier):
         sender: str | None = None,
         quiet_hours: Any = None,
         default_tz: str | None = None,
+        resend_in_doubt: bool = False,
+        max_parts: int | None = None,
+        max_cost: float | None = None,
+        smart_encoding: bool = True,
+        validity: Any = None,
         context: Context | None = None,
     ) -> None:
         from airflow_provider_sms.core.localtime import QuietHours, check_zone
+        from airflow_provider_sms.core.safeguards import SendPolicy
+
+        SendPolicy.of(max_parts=max_parts, max_cost=max_cost, smart_encoding=smart_encoding, validity=validity)
+        self.policy_kwargs = {
+            "max_parts": max_parts,
+            "max_cost": max_cost,
+            "smart_encoding": smart_encoding,
+            "validity": validity,
+        }
 
         self.sms_conn_id = sms_conn_id
         self.to = to
@@ -131,6 +158,7 @@ class SmsNotifier(BaseNotifier):
         self.sender = sender
         self.quiet_hours = QuietHours.parse(quiet_hours) if quiet_hours is not None else None
         self.default_tz = check_zone(default_tz) if default_tz else None
+        self.resend_in_doubt = resend_in_doubt
         if context is None:
             super().__init__()
         else:  # Airflow 3: a Deadline Alert's AsyncCallback builds the notifier with the context
@@ -141,7 +169,7 @@ class SmsNotifier(BaseNotifier):
         from airflow_provider_sms.hooks import get_sms_hook
 
         text = self.message if self.message else default_message(context)
-        hook = get_sms_hook(self.sms_conn_id)
+        hook = get_sms_hook(self.sms_conn_id, **self.policy_kwargs)
         for send_at, to in self._slots(hook, list_from_template(self.to)):
             if send_at is not None and not hook.supports_send_at:
                 self.log.warning(
@@ -151,7 +179,17 @@ class SmsNotifier(BaseNotifier):
                     send_at.isoformat(),
                 )
                 continue
-            result = hook.send_sms(to, text, sender=self.sender, send_at=send_at)
+            when = send_at.isoformat() if send_at else "now"
+            result = send_sms_once(
+                context,
+                hook,
+                to,
+                text,
+                sender=self.sender,
+                send_at=send_at,
+                key=f"notifier\x1f{when}\x1f{text}",
+                resend_in_doubt=self.resend_in_doubt,
+            )
             self.log.info("SMS notification %s%s", result.summary(), f" for {send_at.isoformat()}" if send_at else "")
 
     def _slots(self, hook: Any, to: Any) -> list[tuple[Any, list[str]]]:
@@ -194,3 +232,58 @@ class SmsNotifier(BaseNotifier):
 
 
 send_sms_notification = SmsNotifier
+
+
+def send_sms_once(
+    context: Mapping[str, Any],
+    hook: Any,
+    to: Any,
+    message: str,
+    *,
+    sender: str | None = None,
+    send_at: Any = None,
+    key: str | None = None,
+    resend_in_doubt: bool = False,
+) -> Any:
+    """``hook.send_sms`` at most once per recipient for this task instance and ``key``, across callbacks
+    that run twice and tries that repeat (the task's send ledger, ``state.ledger``); returns the
+    ``SendResult`` of all of them. Without a task instance in ``context`` (a DAG-level callback, the
+    triggerer), it is a plain send.
+
+    :param key: names the send in the ledger (default: the text). The approval question passes one that
+        stays the same across tries (``"hitl-question"``), since its text carries a per-try reference:
+        a retried question is then not texted again, and its earlier result comes back.
+    :param resend_in_doubt: resend to recipients whose request may have gone out without an answer.
+    """
+    from airflow_provider_sms.core.delivery import send_once
+    from airflow_provider_sms.state.ledger import ledger_for
+
+    def plain(numbers: Any) -> Any:
+        return hook.send_sms(numbers, message, sender=sender, send_at=send_at)
+
+    try:
+        ledger = ledger_for(context)
+        if ledger is not None:
+            ledger.view()
+    except Exception as exc:  # no ledger to be had: a plain send is better than no alert
+        logging.getLogger(__name__).warning("sending without the send ledger: %s", type(exc).__name__)
+        ledger = None
+    if ledger is None:
+        return plain(to)
+
+    def confirm(conn_id: str, numbers: list[str], text: str, since: Any) -> Any:
+        from airflow_provider_sms.hooks import get_sms_hook
+
+        return get_sms_hook(conn_id).confirm_sent(numbers, text, since=since)
+
+    return send_once(
+        ledger,
+        to,
+        message,
+        plain,
+        provider=hook.provider,
+        region=hook.default_region,
+        resend_in_doubt=resend_in_doubt,
+        confirm=confirm,
+        key=key,
+    )

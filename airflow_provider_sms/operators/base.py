@@ -1,35 +1,39 @@
-"""What every SMS operator does around its hook: log, push the result, decide fail or retry, and send
-at each recipient's local time.
+"""What every SMS operator does around its hook: log, push the result, decide fail or retry, send once
+across tries, and send at each recipient's local time.
 
-The rule that keeps Airflow retries from texting anyone twice (``SendResult.retry_safe``, from the
-error classes' ``retryable``): a task is left retryable only when the provider accepted nobody and
-every failure means "not processed" (an outage or rate limit). Bad input,
-auth, credit and rejection errors, ``delivery_unknown``, and any send where someone was already
-accepted fail the task without retries; the full result is in XCom either way, so a follow-up task
-can resend to exactly the recipients that did not get the message.
+Once across tries (``resumable``): every send goes through ``core.delivery.send_once`` with the task
+instance's send ledger (``state.ledger``), so a try sends only to recipients no earlier try got
+accepted for, a request that may have gone out unanswered is reported ``in_doubt`` and not resent
+(unless ``resend_in_doubt=True``), and the XCom result is the merge of all tries. That makes Airflow's
+retries safe, so the policy is: a send where some recipients met an outage or a rate limit raises a
+retryable error (Airflow retries it as ``retries`` say, and the retry sends only to those); bad input,
+auth, credit, rejections and recipients in doubt fail the task without retry; the full result is in
+XCom either way. Where no ledger can be had (outside a task), the older rule stands: retryable only
+when nobody was accepted and every failure was an outage or rate limit.
 
 Local time and quiet hours (``send_timed``): recipients are planned with ``core.localtime`` and grouped
 by delivery time. A provider that schedules gets each group's time as ``send_at``. For one that cannot
 (Cloudware, Cellcast chat and MMS), the groups due now are sent and the task **defers** with Airflow's
 ``DateTimeTrigger`` until the next group is due, freeing its worker slot; the groups still to send and
 the result so far travel in the deferral's kwargs, so a task resuming on another worker sends only what
-is left. Once anyone was accepted, a later failure is never retried.
+is left.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Context
-from airflow_provider_sms.core.errors import SmsError
+from airflow_provider_sms.core.errors import SmsError, error_class_for
 from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT
 
 if TYPE_CHECKING:
     from airflow_provider_sms.core.localtime import Slot
-    from airflow_provider_sms.core.results import SendResult
+    from airflow_provider_sms.core.results import SendResult, SentCheck
+    from airflow_provider_sms.state.ledger import SendLedger
 
 _SUMMARY_LIMIT = 10
 HELD_SEND = "held_send"  # XCom key of a held send's state: the groups still to send and the result so far
@@ -63,6 +67,17 @@ class SmsBaseOperator(BaseOperator):
         or unsubscribed. With False, the task succeeds as long as the provider was reached.
     :param send_timeout: seconds the send may take in all, retries included (default 600); recipients
         not tried by then are reported ``provider_unavailable``, nothing sent to them.
+    :param resend_in_doubt: on a retry, resend to recipients whose request may have gone out without
+        an answer (an earlier try died mid-request). Off by default: they are reported ``in_doubt``
+        and not texted again.
+    :param max_parts: refuse the whole send, before any request, when it needs more SMS parts than
+        this (all recipients together).
+    :param max_cost: refuse the whole send, before any request, when its estimated cost (from the
+        connection's ``prices`` extra) is above this; a send that cannot be priced is refused too.
+    :param smart_encoding: replace GSM-7 look-alikes (curly quotes, dashes, ellipsis, odd spaces) so
+        one stray character does not turn the text into UCS-2 parts; False sends exactly what was given.
+    :param validity: how long the provider may keep trying to deliver, a ``timedelta`` in whole minutes
+        (Clickatell's ``validityPeriod``); providers without one refuse it before sending.
     """
 
     ui_color = "#d6f5e3"
@@ -73,11 +88,25 @@ class SmsBaseOperator(BaseOperator):
         fail_on_rejected: bool = True,
         send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
         quiet_hours: Any = None,
+        resend_in_doubt: bool = False,
+        max_parts: int | None = None,
+        max_cost: float | None = None,
+        smart_encoding: bool = True,
+        validity: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from airflow_provider_sms.core.safeguards import SendPolicy
+
+        SendPolicy.of(max_parts=max_parts, max_cost=max_cost, smart_encoding=smart_encoding, validity=validity)
+        self.max_parts = max_parts
+        self.max_cost = max_cost
+        self.smart_encoding = smart_encoding
+        self.validity = validity
         self.fail_on_rejected = fail_on_rejected
         self.send_timeout = send_timeout
+        self.resend_in_doubt = resend_in_doubt
+        self._send_ledger: SendLedger | None = None
         self.quiet_hours = None
         if quiet_hours is not None:
             from airflow_provider_sms.core.localtime import QuietHours
@@ -87,7 +116,14 @@ class SmsBaseOperator(BaseOperator):
     @property
     def hook_kwargs(self) -> dict[str, Any]:
         """What every operator passes to its hook."""
-        return {"send_timeout": self.send_timeout}
+        kwargs: dict[str, Any] = {"send_timeout": self.send_timeout}
+        if self.max_parts is not None or self.max_cost is not None:
+            kwargs.update(max_parts=self.max_parts, max_cost=self.max_cost)
+        if not self.smart_encoding:
+            kwargs["smart_encoding"] = False
+        if self.validity is not None:
+            kwargs["validity"] = self.validity
+        return kwargs
 
     def deliver(self, context: Context, send: Callable[[], SendResult]) -> dict[str, Any]:
         """Run ``send`` and turn its outcome into an XCom value, a failure, or a retry."""
@@ -106,15 +142,91 @@ class SmsBaseOperator(BaseOperator):
             return data
         self._log_problems(result)
         context["ti"].xcom_push(key="return_value", value=data)
+        retry_later = [r["to"] for r in result.rejected if error_class_for(r["code"]).retryable]
+        doubt = len(result.in_doubt)
+        everyone = {a["to"] for a in result.accepted} | {r["to"] for r in result.rejected}
+        total = len(everyone | set(result.unsubscribed) | set(result.in_doubt))
+        message = (
+            f"{len(result.rejected)} recipient(s) rejected, {len(result.unsubscribed)} unsubscribed and {doubt} in "
+            f"doubt of {total}; the full result is in XCom"
+        )
+        if self._send_ledger is not None and retry_later and (self.fail_on_rejected or self._retries_left(context)):
+            raise SmsError(
+                message + f"; {len(retry_later)} met an outage or a rate limit and were not processed: a retry "
+                "sends only to them (the send ledger keeps who was accepted)"
+            )
         if not self.fail_on_rejected and result.accepted:
             return data
-        message = (
-            f"{len(result.rejected)} recipient(s) rejected and {len(result.unsubscribed)} unsubscribed of "
-            f"{len(result.accepted) + len(result.rejected) + len(result.unsubscribed)}; the full result is in XCom"
-        )
-        if result.retry_safe:
+        if self._send_ledger is None and result.retry_safe:
             raise SmsError(message + "; nothing was processed, so the task may be retried safely")
-        raise AirflowFailException(message + "; not retried so that nobody is texted twice")
+        if doubt:
+            message += (
+                f"; {doubt} recipient(s) in doubt (a request may have gone out without an answer) are not resent: "
+                "check the provider, or set resend_in_doubt=True on the task and clear it"
+            )
+        if self._send_ledger is None:  # no ledger to resume from: a retry would text the accepted again
+            raise AirflowFailException(message + "; not retried so that nobody is texted twice")
+        raise AirflowFailException(message + "; not retried: a retry would not change it")
+
+    def _retries_left(self, context: Context) -> bool:
+        """Whether Airflow will retry this task if it fails now."""
+        try_number = getattr(context.get("ti"), "try_number", None)
+        return bool(self.retries) and isinstance(try_number, int) and try_number <= int(self.retries or 0)
+
+    # --- once across tries ------------------------------------------------------------------------------
+
+    def send_ledger(self, context: Context) -> SendLedger | None:
+        """This task instance's send ledger (read once per try), or None outside a task."""
+        if self._send_ledger is None:
+            from airflow_provider_sms.state.ledger import ledger_for
+
+            ledger = ledger_for(context)
+            if ledger is None:
+                return None
+            try:
+                view = ledger.view()
+            except Exception as exc:  # nothing was sent yet, so a retry is safe: not an SmsError that fails for good
+                raise RuntimeError(f"could not read the send ledger ({type(exc).__name__}); nothing was sent") from exc
+            if view.chunks:
+                self.log.info("send ledger: %d record(s) from earlier tries %s", view.chunks, sorted(view.tries))
+            self._send_ledger = ledger
+        return self._send_ledger
+
+    def resumable(self, context: Context, sender: TimedSender) -> TimedSender:
+        """``sender`` sending once across tries: only to whom no earlier try got accepted."""
+        from airflow_provider_sms.core.delivery import send_once
+
+        ledger = self.send_ledger(context)
+        if ledger is None:
+            return sender
+        inner = sender.send
+
+        def send(to: list[str], text: str, send_at: datetime | None) -> SendResult:
+            return send_once(
+                ledger,
+                to,
+                text,
+                lambda todo: inner(todo, text, send_at),
+                provider=sender.provider,
+                region=sender.region,
+                resend_in_doubt=self.resend_in_doubt,
+                confirm=self.confirm_sent,
+            )
+
+        return replace(sender, send=send)
+
+    def confirm_sent(self, conn_id: str, numbers: list[str], message: str, since: datetime) -> SentCheck | None:
+        """Ask ``conn_id``'s provider about recipients an earlier try left in doubt (``send_once``)."""
+        from airflow_provider_sms.hooks import get_sms_hook
+
+        try:
+            hook = get_sms_hook(conn_id, **self.hook_kwargs)
+        except SmsError:
+            raise
+        except Exception as exc:  # the connection is gone: they stay in doubt
+            self.log.warning("cannot ask %s about recipients in doubt: %s", conn_id, type(exc).__name__)
+            return None
+        return hook.confirm_sent(numbers, message, since=since)
 
     # --- local time and quiet hours --------------------------------------------------------------------
 
@@ -128,11 +240,19 @@ class SmsBaseOperator(BaseOperator):
 
         recipients = list_from_template(to)
         if self.quiet_hours is None:
-            sender = self.timed_sender()
+            try:
+                sender = self.resumable(context, self.timed_sender())
+            except SmsError as err:
+                raise self.failure(err) from err
             return self.deliver(context, lambda: sender.send(recipients, message, None))
         from airflow_provider_sms.core.phone import split_recipients
 
         return self.send_timed(context, [(n, message, None) for n in split_recipients(recipients)])
+
+    def check_whole_send(self, groups: list[tuple[list[str], str]]) -> None:
+        """Refuse, before any group is sent, a send whose ``(recipients, text)`` groups together go over
+        ``max_parts`` or ``max_cost`` (each group's own send checks it alone); overridden where the
+        operator can plan its groups (``SendSmsOperator``)."""
 
     def send_timed(
         self,
@@ -166,6 +286,10 @@ class SmsBaseOperator(BaseOperator):
         except SmsError as err:
             raise self.failure(err) from err
         slots = slots_for([(to, text) for to, text, _tz in normalized], timings)
+        try:
+            self.check_whole_send([(slot.to, slot.message) for slot in slots])
+        except SmsError as err:
+            raise self.failure(err) from err
         timing = {number: t.to_dict() for number, t in timings.items()}
         for slot in slots:
             when = slot.deliver_at.isoformat() if slot.deliver_at else "now"
@@ -179,6 +303,10 @@ class SmsBaseOperator(BaseOperator):
             }
         from airflow_provider_sms.core.results import SendResult
 
+        try:
+            sender = self.resumable(context, sender)
+        except SmsError as err:
+            raise self.failure(err) from err
         return self._send_slots(context, sender, slots, SendResult(sender.provider), timing)
 
     def resume_timed(
@@ -208,7 +336,11 @@ class SmsBaseOperator(BaseOperator):
                 )
             pending, result, timing = state["pending"], state["result"], state["timing"]
         slots = [Slot.from_dict(s) for s in pending]
-        return self._send_slots(context, self.timed_sender(), slots, SendResult(**result), timing)
+        try:
+            sender = self.resumable(context, self.timed_sender())
+        except SmsError as err:
+            raise self.failure(err) from err
+        return self._send_slots(context, sender, slots, SendResult(**result), timing)
 
     def _send_slots(
         self,

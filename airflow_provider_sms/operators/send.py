@@ -45,9 +45,14 @@ class SendSmsOperator(SmsBaseOperator):
     :param fail_on_rejected: fail after pushing the result when anyone was rejected or unsubscribed.
     :param max_workers: concurrent requests for per-recipient providers and personalized groups.
 
-    Retries: the task is left retryable only if nobody was accepted and every failure was an outage or
-    rate limit; otherwise it fails without retry, so an Airflow retry never texts anyone twice. The
-    providers offer no idempotency key, so that is the strongest guarantee available.
+    :param resend_in_doubt: on a retry, resend to recipients whose request may have gone out without
+        an answer; off by default (they are reported ``in_doubt``).
+
+    Retries: every try records who each provider accepted in the task's send ledger (the task state
+    store on Airflow 3.3+, Variables before), so a retry, or a clear of the task, sends only to
+    recipients no earlier try got accepted for and returns one result for all tries. Outages and rate
+    limits are left to Airflow's ``retries``; bad input, auth, credit, rejections and recipients in
+    doubt fail the task without retry. To send again on purpose, start a new DAG run.
     """
 
     template_fields: Sequence[str] = (
@@ -149,7 +154,13 @@ class SendSmsOperator(SmsBaseOperator):
         return TimedSender(primary.provider, primary.default_region, schedules, send)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_sms.core.delivery import combine, message_rows, send_grouped, send_with_failover
+        from airflow_provider_sms.core.delivery import (
+            combine,
+            message_rows,
+            send_grouped,
+            send_once,
+            send_with_failover,
+        )
 
         if self.local_time is not None or self.quiet_hours is not None:
             from airflow_provider_sms.core.phone import split_recipients
@@ -167,13 +178,32 @@ class SendSmsOperator(SmsBaseOperator):
         send_at = self.send_at or None
 
         def send(to: list[str], text: str, *, dry_run: bool = False) -> SendResult:
-            return send_with_failover(factories, to, text, sender=self.sender, send_at=send_at, dry_run=dry_run)
+            def through(numbers: list[str]) -> SendResult:
+                return send_with_failover(
+                    factories, numbers, text, sender=self.sender, send_at=send_at, dry_run=dry_run
+                )
 
+            if dry_run or ledger is None:
+                return through(to)
+            return send_once(
+                ledger,
+                to,
+                text,
+                through,
+                provider=primary.provider,
+                region=primary.default_region,
+                resend_in_doubt=self.resend_in_doubt,
+                confirm=self.confirm_sent,
+            )
+
+        ledger = None if self.is_dry_run else self.send_ledger(context)
         try:
             groups = self._groups()
             factories = self._hooks()
             primary = factories[0]()
             for conn_id, make_hook in zip(self._conn_ids()[1:], factories[1:], strict=True):
+                if self.validity is not None:
+                    self._check_validity(conn_id, make_hook())
                 if send_at is not None and not make_hook().supports_send_at:  # built once, only here
                     raise SmsUnsupportedFeatureError(
                         f"fallback connection {conn_id!r} cannot schedule a message, so it cannot take this "
@@ -183,6 +213,8 @@ class SendSmsOperator(SmsBaseOperator):
                 # Every group is checked the way it will be sent before any is sent, so one bad text
                 # cannot fail the task after other groups already went out.
                 plans = send_grouped(groups, partial(send, dry_run=True), max_workers=1)
+                if self.max_parts is not None or self.max_cost is not None:
+                    self._check_caps(plans)
         except SmsError as err:
             raise self.failure(err) from err
         if self.is_dry_run:
@@ -193,6 +225,31 @@ class SendSmsOperator(SmsBaseOperator):
         workers = self.max_workers or primary.max_workers
         return self.deliver(context, lambda: combine(send_grouped(groups, send, max_workers=workers), primary.provider))
 
+    @staticmethod
+    def _check_validity(conn_id: str, hook: Any) -> None:
+        from airflow_provider_sms.core.safeguards import check_validity
+
+        try:
+            check_validity(hook.policy, hook.provider, hook.hook_name)
+        except SmsUnsupportedFeatureError as err:
+            raise SmsUnsupportedFeatureError(
+                f"fallback connection {conn_id!r}: {err.message}; or drop it from fallback_conn_ids"
+            ) from None
+
+    def check_whole_send(self, groups: list[tuple[list[str], str]]) -> None:
+        if self.max_parts is None and self.max_cost is None:
+            return
+        primary = self._hooks()[0]()
+        self._check_caps([primary.send_sms(to, text, sender=self.sender, dry_run=True) for to, text in groups])
+
+    def _check_caps(self, plans: list[SendResult]) -> None:
+        """The caps hold for the whole send: every personalized message together, not each alone."""
+        from airflow_provider_sms.core.cost import check_caps, combined, enforce_caps
+
+        parts, cost = check_caps(self.max_parts, self.max_cost)
+        total = combined([plan.estimate for plan in plans])
+        enforce_caps(total, parts, cost, conn_id=self.sms_conn_id, what=f"this send of {len(plans)} messages")
+
     def _report_plan(self, provider: str, plans: list[SendResult]) -> dict[str, Any]:
         messages = [
             {
@@ -202,6 +259,7 @@ class SendSmsOperator(SmsBaseOperator):
                 "segments_per_message": plan.segments // len(plan.accepted) if plan.accepted else 0,
                 "segments": plan.segments,
                 "requests": plan.requests,
+                "estimate": plan.estimate,
             }
             for plan in plans
         ]
@@ -219,5 +277,14 @@ class SendSmsOperator(SmsBaseOperator):
             "provider": provider,
             "messages": messages,
             "total_segments": total,
+            "total_cost": _combined_cost(plans),
             "requests": requests,
         }
+
+
+def _combined_cost(plans: list[SendResult]) -> float | None:
+    """The estimated cost of every message of a dry run, None where one cannot be priced."""
+    from airflow_provider_sms.core.cost import combined
+
+    cost = combined([plan.estimate for plan in plans]).total_cost
+    return None if cost is None else round(float(cost), 6)

@@ -23,7 +23,8 @@ class SmsDeliverySensor(BaseSensorOperator):
     :param sms_conn_id: the connection the send went through: Cellcast (one report call per message,
         paced under its 15 calls a second) or Cloudware (its ``message_sent`` records; Cloudware reports
         no further than ``sent``, so that ends the wait). Clickatell has no report API: use the status
-        webhook. (templated)
+        webhook. A message that failed over to a fallback connection is followed through the connection
+        that accepted it (its accepted entry's ``conn_id``). (templated)
     :param result: what the send returned: its XCom (``send.output``), a ``SendResult``, or a list of
         them from a mapped send. Dry runs are ignored. (templated)
     :param fail_on_undelivered: fail the task when any recipient ends ``failed``, ``expired``,
@@ -56,13 +57,17 @@ class SmsDeliverySensor(BaseSensorOperator):
         self.result = result
         self.fail_on_undelivered = fail_on_undelivered
         self.deferrable = deferrable
-        self._hook: Any = None
-        self._tracked: Any = None
-        self._known: dict[str, Any] = {}
+        self._hooks: dict[str, Any] = {}
+        self._tracked: dict[str, Any] = {}
+        self._known: dict[str, dict[str, Any]] = {}
 
     def _prepare(self) -> None:
-        """Read the result and the connection once, at task start, with clear errors."""
-        from airflow_provider_sms.core.reports import tracked_from
+        """Read the result and the connections once, at task start, with clear errors.
+
+        Each message is followed through the connection that accepted it (``conn_id`` of its accepted
+        entry): after a failover, the fallback's messages are asked of the fallback's provider.
+        """
+        from airflow_provider_sms.core.reports import connections_in, tracked_from
         from airflow_provider_sms.hooks import get_sms_hook
 
         result = self.result
@@ -73,34 +78,48 @@ class SmsDeliverySensor(BaseSensorOperator):
                 raise AirflowFailException(
                     "result is text, not a send's XCom: pass send.output (or render templates as native objects)"
                 ) from None
+        hooks, tracked = {}, {}
         try:
-            hook = get_sms_hook(self.sms_conn_id)
-            tracked = tracked_from(result, last_status=hook.last_delivery_status)
+            for conn_id in connections_in(result, self.sms_conn_id):
+                hook = get_sms_hook(conn_id)
+                part = tracked_from(
+                    result, last_status=hook.last_delivery_status, conn_id=conn_id, default_conn_id=self.sms_conn_id
+                )
+                if part.by_id and part.provider != hook.provider:
+                    raise AirflowFailException(
+                        f"the send went through {part.provider}, but {conn_id!r} is a {hook.provider} connection"
+                    )
+                hooks[conn_id], tracked[conn_id] = hook, part
         except SmsValidationError as err:
             raise AirflowFailException(str(err)) from err
-        if tracked.by_id and tracked.provider != hook.provider:
-            raise AirflowFailException(
-                f"the send went through {tracked.provider}, but {self.sms_conn_id!r} is a {hook.provider} connection"
-            )
-        if tracked.untracked:
-            self.log.warning(
-                "%d recipient(s) were accepted without a message id and cannot be followed", len(tracked.untracked)
-            )
-        self._hook, self._tracked = hook, tracked
+        untracked = sum(len(t.untracked) for t in tracked.values())
+        if untracked:
+            self.log.warning("%d recipient(s) were accepted without a message id and cannot be followed", untracked)
+        self._hooks, self._tracked = hooks, tracked
+        self._known = {conn_id: {} for conn_id in tracked}
+
+    def _message_ids(self) -> dict[str, dict[str, str]]:
+        return {conn_id: dict(t.by_id) for conn_id, t in self._tracked.items() if t.by_id}
 
     def execute(self, context: Context) -> Any:
         self._prepare()
-        if not self._tracked.by_id:
+        by_connection = self._message_ids()
+        if not by_connection:
             self.log.info("nothing to follow: no accepted recipient has a message id")
-            return self._finish([])
+            return self._finish({})
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_sms.triggers.delivery import SmsDeliveryTrigger
 
         timeout_at = (datetime.now(timezone.utc) + timedelta(seconds=float(self.timeout))).isoformat()
+        primary = by_connection.pop(self.sms_conn_id, {})
         self.defer(
             trigger=SmsDeliveryTrigger(
-                self.sms_conn_id, self._tracked.by_id, poll_interval=self.poke_interval, timeout_at=timeout_at
+                self.sms_conn_id,
+                primary,
+                poll_interval=self.poke_interval,
+                timeout_at=timeout_at,
+                by_connection=by_connection or None,
             ),
             method_name="execute_complete",
         )
@@ -108,38 +127,48 @@ class SmsDeliverySensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue | bool:
         from airflow_provider_sms.core.reports import pending, poll
 
-        if self._tracked is None:
+        if not self._tracked:
             self._prepare()
-        try:
-            self._known = poll(self._hook, self._tracked, self._known)
-        except SmsError as err:
-            if err.retryable:
-                self.log.warning("could not read delivery reports this time: %s", err)
-                return False
-            raise AirflowFailException(str(err)) from err
-        left = pending(self._tracked, self._known)
+        left = 0
+        for conn_id, tracked in self._tracked.items():
+            try:
+                self._known[conn_id] = poll(self._hooks[conn_id], tracked, self._known.get(conn_id, {}))
+            except SmsError as err:
+                if err.retryable:
+                    self.log.warning("could not read delivery reports from %s this time: %s", conn_id, err)
+                    left += len(pending(tracked, self._known.get(conn_id, {})))
+                    continue
+                raise AirflowFailException(str(err)) from err
+            left += len(pending(tracked, self._known[conn_id]))
         if left:
-            self.log.info("%d of %d message(s) not settled yet", len(left), len(self._tracked.by_id))
+            total = sum(len(t.by_id) for t in self._tracked.values())
+            self.log.info("%d of %d message(s) not settled yet", left, total)
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish([r.to_dict() for r in self._known.values()]))
+        reports = {c: [r.to_dict() for r in known.values()] for c, known in self._known.items()}
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(reports))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         status = event.get("status")
         if status == "done":
-            if self._tracked is None:
+            if not self._tracked:
                 self._prepare()
-            return self._finish(event.get("reports") or [])
+            by_connection = event.get("by_connection")
+            return self._finish(
+                by_connection if by_connection is not None else {self.sms_conn_id: event.get("reports") or []}
+            )
         if status == "timeout":
             raise AirflowSensorTimeout(f"some messages had no final delivery status by {event.get('timeout_at')}")
         raise AirflowFailException(f"reading delivery reports failed: {event.get('error', event)}")
 
-    def _finish(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    def _finish(self, reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         from airflow_provider_sms.core.phone import mask_number
-        from airflow_provider_sms.core.reports import summary
+        from airflow_provider_sms.core.reports import summary_of
         from airflow_provider_sms.core.results import DeliveryReport
 
-        known = {r["message_id"]: DeliveryReport.from_dict(r) for r in reports}
-        outcome = summary(self._tracked, known)
+        known = {c: {r["message_id"]: DeliveryReport.from_dict(r) for r in items} for c, items in reports.items()}
+        primary = self._tracked.get(self.sms_conn_id)
+        provider = primary.provider if primary is not None else next(iter(self._tracked.values())).provider
+        outcome = summary_of(self._tracked, known, provider=provider)
         self.log.info(
             "delivery: %d delivered, %d undelivered, %d sent, %d pending, %d untracked",
             *(len(outcome[k]) for k in ("delivered", "undelivered", "sent", "pending", "untracked")),

@@ -4,7 +4,7 @@ or none."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
@@ -152,3 +152,34 @@ def test_slots_group_by_time_then_text_now_first() -> None:
         (utc("2026-11-24T07:00:00"), [LAGOS]),
     ]
     assert Slot.from_dict(slots[1].to_dict()) == slots[1]
+
+
+def test_a_number_spanning_the_date_line_gets_local_time_nowhere_early() -> None:
+    # US toll-free: Guam (UTC+10) to Newfoundland (UTC-3:30). 06:00 comes last in Guam, a day ahead.
+    timing = plan_times([(US_TOLL_FREE, None)], now=utc("2026-11-23T10:00:00"), local_time=time(6))[US_TOLL_FREE]
+    assert (timing.deliver_at, timing.zone) == (utc("2026-11-23T20:00:00"), "Pacific/Guam")  # not Pago Pago's 17:00
+    zones, _rule = zones_for(US_TOLL_FREE)
+    for hour in range(0, 24, 1):  # whatever the time of the send, nobody's clock is before 06:00 on arrival
+        now = utc(f"2026-07-01T{hour:02d}:20:00")
+        at = plan_times([(US_TOLL_FREE, None)], now=now, local_time=time(6))[US_TOLL_FREE].deliver_at
+        assert at is not None and now < at <= now + timedelta(days=1)
+        import pendulum
+
+        early = [z for z in zones if pendulum.instance(at).in_timezone(z).time() < time(6)]
+        assert early == [], f"sent at {at} (now {now}): before 06:00 in {early}"
+
+
+def test_local_time_that_cannot_come_before_midnight_everywhere_fails_before_sending() -> None:
+    # 14:00 in Guam is past 00:00 in Newfoundland: one of the zones would get it before its 14:00
+    with pytest.raises(SmsValidationError, match="local_time 14:00 cannot come on the same day in every zone"):
+        plan_times([(US_TOLL_FREE, None)], now=utc("2026-11-23T10:00:00"), local_time=time(14))
+    fixed = plan_times(
+        [(US_TOLL_FREE, None)], now=utc("2026-11-23T10:00:00"), local_time=time(14), default_tz="America/Chicago"
+    )[US_TOLL_FREE]
+    assert fixed.deliver_at == utc("2026-11-23T20:00:00")
+
+
+def test_quiet_hours_hold_a_date_line_number_until_morning_in_guam() -> None:
+    # 09:00 in Honolulu, but 05:00 in Guam: held until 08:00 in Guam (10:00 in Honolulu)
+    timing = plan_times([(US_TOLL_FREE, None)], now=utc("2026-11-23T19:00:00"), quiet_hours=NIGHT)[US_TOLL_FREE]
+    assert (timing.deliver_at, timing.zone, timing.held) == (utc("2026-11-23T22:00:00"), "Pacific/Guam", True)

@@ -48,8 +48,8 @@ class TestSendSms:
             "scheduleAt": when.strftime("%Y-%m-%dT14:58:00.981Z"),
         }
         assert result.accepted == [
-            {"to": "+61400000001", "message_id": "id-400000001"},
-            {"to": "+61400000002", "message_id": "id-400000002"},
+            {"to": "+61400000001", "message_id": "id-400000001", "conn_id": "cellcast_default"},
+            {"to": "+61400000002", "message_id": "id-400000002", "conn_id": "cellcast_default"},
         ]
         assert result.rejected == [] and result.requests == 1
 
@@ -58,7 +58,7 @@ class TestSendSms:
         requests_mock.post(f"{BASE}/api/v1/gateway", json=answer)
         result = hook.send_sms(["+61400000001", "+61400000002", "+61400000009"], "hi", sender="Other")
         assert requests_mock.request_history[0].json()["sender"] == "Other"
-        assert result.accepted == [{"to": "+61400000002", "message_id": "id-400000002"}]
+        assert result.accepted == [{"to": "+61400000002", "message_id": "id-400000002", "conn_id": "cellcast_default"}]
         assert result.rejected == [
             {
                 "to": "+61400000009",
@@ -174,7 +174,7 @@ class TestErrors:
             [{"json": queued("400000001")}, {"status_code": 422, "json": envelope(False, "balance too low")}],
         )
         result = CellcastHook("cc", batch_size=1, max_workers=1).send_sms(["0400000001", "0400000002"], "hi")
-        assert result.accepted == [{"to": "+61400000001", "message_id": "id-400000001"}]
+        assert result.accepted == [{"to": "+61400000001", "message_id": "id-400000001", "conn_id": "cc"}]
         assert result.rejected[0]["to"] == "+61400000002"
         assert result.rejected[0]["code"] == "insufficient_credit"
 
@@ -329,3 +329,50 @@ class TestInbound:
 def test_format_schedule_is_utc_with_milliseconds() -> None:
     moment = datetime(2031, 8, 15, 0, 58, 0, 981000, tzinfo=timezone(timedelta(hours=10)))
     assert format_schedule(moment) == "2031-08-14T14:58:00.981Z"
+
+
+class TestConfirmSent:
+    """Settling recipients in doubt with Cellcast's sent-message list (``GET /api/v2/report/message``)."""
+
+    SINCE = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+    @staticmethod
+    def record(receiver: str, text: str, at: str, message_id: str) -> dict[str, Any]:
+        return {
+            "_id": message_id,
+            "status": "sent",
+            "message": text,
+            "sender": "Acme",
+            "receiver": receiver,
+            "createdAt": at,
+        }
+
+    def test_the_documented_query_and_what_it_settles(self, hook: CellcastHook, requests_mock: Any) -> None:
+        items = [
+            self.record("400000001", "hello", "2030-01-01T12:00:03.000Z", "c1"),
+            self.record("400000002", "hello", "2030-01-01T11:58:00.000Z", "c0"),  # before the claim
+            self.record("400000003", "other", "2030-01-01T12:00:03.000Z", "c3"),
+        ]
+        requests_mock.get(f"{BASE}/api/v2/report/message", json=envelope(data={"items": items}))
+        numbers = ["+61400000001", "+61400000002", "+61400000003"]
+        check = hook.confirm_sent(numbers, "hello", since=self.SINCE)
+        assert check is not None
+        assert check.found == {"+61400000001": "c1"} and check.absent == {"+61400000002", "+61400000003"}
+        (request,) = requests_mock.request_history
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        assert request.qs == {
+            "page": ["1"],
+            "limit": ["100"],
+            "camptype": ["sms"],
+            "requestfrom": ["api"],
+            "fromdate": ["2030-01-01"],
+            "todate": [today],
+        }
+
+    def test_a_full_page_at_the_cap_leaves_the_rest_in_doubt(self, hook: CellcastHook, requests_mock: Any) -> None:
+        items = [self.record("400000009", "hello", "2030-01-01T12:00:03.000Z", f"c{i}") for i in range(100)]
+        requests_mock.get(f"{BASE}/api/v2/report/message", json=envelope(data={"items": items}))
+        check = hook.confirm_sent(["+61400000001"], "hello", since=self.SINCE)
+        assert check is not None and check.found == {} and check.absent == set()
+        assert len(requests_mock.request_history) == 20  # bounded

@@ -60,8 +60,8 @@ def test_json_request_uses_raw_key_and_documented_fields(hook: ClickatellHook, r
         "charset": "UTF-8",
     }
     assert result.accepted == [
-        {"to": "+380976543211", "message_id": "api-380976543211"},
-        {"to": "+61400000001", "message_id": "api-61400000001"},
+        {"to": "+380976543211", "message_id": "api-380976543211", "conn_id": "clickatell_default"},
+        {"to": "+61400000001", "message_id": "api-61400000001", "conn_id": "clickatell_default"},
     ]
 
 
@@ -72,7 +72,7 @@ def test_per_recipient_rejection_is_reported(hook: ClickatellHook, requests_mock
         json=answer("61400000001", rejected={"61400000002": (105, "Invalid destination address", "The number")}),
     )
     result = hook.send_sms(["+61400000001", "+61400000002"], "hi")
-    assert result.accepted == [{"to": "+61400000001", "message_id": "api-61400000001"}]
+    assert result.accepted == [{"to": "+61400000001", "message_id": "api-61400000001", "conn_id": "clickatell_default"}]
     assert result.rejected == [
         {"to": "+61400000002", "code": "invalid_number", "reason": "The number", "provider_code": "105"}
     ]
@@ -107,7 +107,9 @@ def test_xml_request_and_answer(make_conn: Any, requests_mock: Any) -> None:
         ("ValidityPeriod", "1"),
         ("Charset", "UTF-8"),
     ]
-    assert result.accepted == [{"to": "+380685555555", "message_id": "174319bc027f45d989728093cc170107"}]
+    assert result.accepted == [
+        {"to": "+380685555555", "message_id": "174319bc027f45d989728093cc170107", "conn_id": "ck"}
+    ]
     assert result.rejected == [
         {
             "to": "+380685555556",

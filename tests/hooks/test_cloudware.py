@@ -43,8 +43,8 @@ def test_one_request_per_recipient_with_documented_body(
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
         assert request.headers["Content-Type"] == "application/json"
     assert result.accepted == [
-        {"to": "+2348012345678", "message_id": "12345"},
-        {"to": "+2348012345679", "message_id": "12345"},
+        {"to": "+2348012345678", "message_id": "12345", "conn_id": "cloudware_default"},
+        {"to": "+2348012345679", "message_id": "12345", "conn_id": "cloudware_default"},
     ]
 
 
@@ -149,3 +149,61 @@ def test_send_at_is_refused_naming_the_alternatives(hook: CloudwareHook, request
         hook.send_sms("+2348012345678", "hi", send_at="2031-01-01T09:00:00+00:00")
     assert "cannot schedule" in str(info.value)
     assert requests_mock.call_count == 0
+
+
+class TestConfirmSent:
+    """Settling recipients an earlier try left in doubt: the ``message_sent`` records of the listing."""
+
+    SINCE = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+    @staticmethod
+    def sent(to: str, text: str, at: str, message_id: str) -> dict[str, Any]:
+        return {
+            "type": "message_sent",
+            "from": "Acme",
+            "to": to,
+            "message": text,
+            "message_id": message_id,
+            "created_at": at,
+            "sent_at": at,
+        }
+
+    def test_a_listed_send_of_this_text_is_found_and_a_complete_listing_confirms_the_rest(
+        self, hook: CloudwareHook, requests_mock: Any
+    ) -> None:
+        requests_mock.get(
+            f"{BASE}/v1/sms/messages",
+            json={
+                "data": [
+                    self.sent("2348012345678", "hello", "2030-01-01T12:00:05Z", "m1"),
+                    self.sent("2348012345679", "another text", "2030-01-01T12:00:04Z", "m2"),  # not this message
+                    self.sent("2348012345680", "hello", "2030-01-01T11:00:00Z", "m0"),  # older than the claim
+                ],
+                "next_page": None,
+            },
+        )
+        check = hook.confirm_sent(["+2348012345678", "+2348012345679", "+2348012345680"], "hello", since=self.SINCE)
+        assert check is not None
+        assert check.found == {"+2348012345678": "m1"}
+        assert check.absent == {"+2348012345679", "+2348012345680"}
+        (request,) = requests_mock.request_history
+        assert (request.method, request.path, request.headers["Authorization"]) == (
+            "GET",
+            "/v1/sms/messages",
+            f"Bearer {TOKEN}",
+        )
+
+    def test_a_listing_cut_short_confirms_nothing_absent(self, hook: CloudwareHook, requests_mock: Any) -> None:
+        # a server whose every page is newer than the claim and points to another page: the page cap stops it
+        pages = [
+            {
+                "json": {
+                    "data": [self.sent("2348000000000", "x", "2030-01-01T13:00:00Z", f"p{i}")],
+                    "next_page": f"{BASE}/v1/sms/messages?token=p{i + 1}",
+                }
+            }
+            for i in range(30)
+        ]
+        requests_mock.get(f"{BASE}/v1/sms/messages", pages)
+        check = hook.confirm_sent(["+2348012345678"], "hello", since=self.SINCE)
+        assert check is not None and check.found == {} and check.absent == set()

@@ -102,7 +102,7 @@ def test_clickatell_counts_only_entries_that_say_accepted(make_conn: Any, server
     server.script("POST", "/messages", Answer(202, {"messages": entries}))
     numbers = ["+61400000001", "+61400000002", "+61400000003", "+61400000004"]
     result = hook("clickatell", make_conn, server).send_sms(numbers, "hi")
-    assert result.accepted == [{"to": "+61400000001", "message_id": "a1"}]
+    assert result.accepted == [{"to": "+61400000001", "message_id": "a1", "conn_id": "clickatell_hostile"}]
     assert {r["to"]: r["code"] for r in result.rejected} == {
         "+61400000002": "rejected",
         "+61400000003": "rejected",
@@ -253,7 +253,9 @@ def test_requests_count_retries_and_the_fallback(make_conn: Any, server: Scripte
         "+2348012345678",
         "hi",
     )
-    assert result.accepted == [{"to": "+2348012345678", "message_id": "fb", "provider": "cloudware"}]
+    assert result.accepted == [
+        {"to": "+2348012345678", "message_id": "fb", "conn_id": "fallback", "provider": "cloudware"}
+    ]
     assert result.requests == len(server.calls("POST", "/v1/sms/send")) == 5
 
 
@@ -331,7 +333,7 @@ def test_the_trigger_deadline_holds_while_a_poll_is_stuck(make_conn: Any, server
     server.script("GET", "/v1/sms/messages", *slow_pages)
     make_conn("stuck", "cloudware", host=server.url)
     deadline = (now + timedelta(seconds=1)).isoformat()
-    trigger = InboundSmsTrigger("stuck", match=["never"], poll_interval=0.1, timeout_at=deadline)
+    trigger = InboundSmsTrigger("stuck", match=["never"], poll_interval=1, timeout_at=deadline)
 
     async def first_event() -> dict:
         async for event in trigger.run():
@@ -368,7 +370,7 @@ def test_the_event_trigger_fires_once_per_message(make_conn: Any, server: Script
         Answer(200, listing(last, twice, idless_b)),
     )
     make_conn("events", "cloudware", host=server.url)
-    trigger = InboundSmsEventTrigger("events", match=["yes"], poll_interval=0.01)
+    trigger = InboundSmsEventTrigger("events", match=["yes"], poll_interval=1)
 
     async def three() -> list[str]:
         ids = []

@@ -122,3 +122,33 @@ def test_a_deadline_alert_texts_from_the_triggerer_without_blocking_its_loop(
     assert [str(e["state"]) for e in events][-1].lower().endswith("success")
     text = requests_mock.request_history[0].json()["message"]
     assert text == "Airflow DEADLINE MISSED: nightly_load run manual__1, due 2030-01-01T02:00"
+
+
+def test_a_callback_that_runs_twice_for_one_failure_texts_once(make_conn: Any, requests_mock: Any) -> None:
+    from tests.state.test_ledger import StateStoreAccessor
+
+    make_conn("sms", "cloudware")
+    requests_mock.post(CLOUDWARE, json={"status": "success", "data": {"id": "1"}})
+    store = StateStoreAccessor()  # the failed task instance's task state store (Airflow 3.3)
+    notifier = SmsNotifier(sms_conn_id="sms", to=["+2348012345678", "+2348012345679"])
+    failure = context(exception=ValueError("disk full"), task_state_store=store)
+    notifier(failure)
+    notifier(failure)  # the same failure reported again (a second callback run)
+    assert len(requests_mock.request_history) == 2  # one text to each of the two, not four
+    notifier(context(exception=ValueError("another failure"), task_state_store=store))
+    assert len(requests_mock.request_history) == 4  # a different failure is a different text
+
+
+def test_a_question_asked_again_by_a_retry_is_not_texted_twice(make_conn: Any, requests_mock: Any) -> None:
+    from airflow_provider_sms.hooks import get_sms_hook
+    from airflow_provider_sms.notifications.sms import send_sms_once
+    from tests.state.test_ledger import StateStoreAccessor
+
+    make_conn("sms", "cloudware")
+    requests_mock.post(CLOUDWARE, json={"status": "success", "data": {"id": "q1"}})
+    store = StateStoreAccessor()
+    hook = get_sms_hook("sms")
+    first = send_sms_once(context(task_state_store=store), hook, ["+2348012345678"], "Deploy? (ref 4821)", key="q")
+    again = send_sms_once(context(task_state_store=store), hook, ["+2348012345678"], "Deploy? (ref 1234)", key="q")
+    assert len(requests_mock.request_history) == 1  # the retry's question (a new reference) is not sent
+    assert [a["message_id"] for a in again.accepted] == [a["message_id"] for a in first.accepted] == ["q1"]

@@ -29,7 +29,7 @@ def test_chat_operator(make_conn: Any, requests_mock: Any) -> None:
     )
     result = execute(CellcastSendChatOperator(task_id="t", to=["0400000001"], message="x", sms_template_id="S"))
     assert requests_mock.request_history[0].json()["smsTemplateId"] == "S"
-    assert result["accepted"] == [{"to": "+61400000001", "message_id": None}]
+    assert result["accepted"] == [{"to": "+61400000001", "message_id": None, "conn_id": "cellcast_default"}]
 
 
 def test_mms_operator_uploads_media(make_conn: Any, requests_mock: Any, tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_mms_operator_uploads_media(make_conn: Any, requests_mock: Any, tmp_path
     result = execute(CellcastSendMmsOperator(task_id="t", to="0400000001", message="x", media=str(media)))
     request = requests_mock.request_history[0]
     assert multipart_fields(request.headers["Content-Type"], request.body)["media"] == ("a.png", PNG, "image/png")
-    assert result["accepted"] == [{"to": "+61400000001", "message_id": "m"}]
+    assert result["accepted"] == [{"to": "+61400000001", "message_id": "m", "conn_id": "cellcast_default"}]
 
 
 def test_clickatell_operator_send_at_timedelta(make_conn: Any, requests_mock: Any) -> None:
@@ -73,7 +73,7 @@ def test_cloudware_queue_operator(make_conn: Any, requests_mock: Any) -> None:
     requests_mock.post("https://api.cloudware.chat/v1/sms/queue", json={"status": "success", "data": {"id": "q1"}})
     result = execute(CloudwareQueueSmsOperator(task_id="t", to="+2348012345678", message="x"))
     assert requests_mock.request_history[0].json() == {"to": "2348012345678", "message": "x"}
-    assert result["accepted"] == [{"to": "+2348012345678", "message_id": "q1"}]
+    assert result["accepted"] == [{"to": "+2348012345678", "message_id": "q1", "conn_id": "cloudware_default"}]
 
 
 @pytest.mark.parametrize(

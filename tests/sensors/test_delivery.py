@@ -153,3 +153,64 @@ def test_execute_complete_handles_each_event(make_conn: Any) -> None:
         sensor.execute_complete({}, {"status": "timeout", "timeout_at": "x", "reports": []})  # type: ignore[arg-type]
     with pytest.raises(AirflowFailException, match="401"):
         sensor.execute_complete({}, {"status": "error", "error": "401 bad token"})  # type: ignore[arg-type]
+
+
+NIGERIA = "+2348012345678"  # Cellcast sends SMS to Australia only: this one fails over to Cloudware
+
+
+def failed_over_send(make_conn: Any, sandbox: Any) -> dict[str, Any]:
+    """A send through Cellcast with Cloudware as fallback: one recipient accepted by each."""
+    from airflow_provider_sms.core.delivery import send_with_failover
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("cellcast_default", "cellcast", host=sandbox.url)
+    make_conn("cloudware_backup", "cloudware", host=sandbox.url)
+    factories = [lambda: get_sms_hook("cellcast_default"), lambda: get_sms_hook("cloudware_backup")]
+    result = send_with_failover(factories, [DELIVERED, NIGERIA], "hi").to_dict()
+    by_conn = {a["to"]: a["conn_id"] for a in result["accepted"]}
+    assert by_conn == {DELIVERED: "cellcast_default", NIGERIA: "cloudware_backup"}
+    return result
+
+
+def test_after_failover_each_report_is_asked_of_the_connection_that_accepted_it(
+    make_conn: Any, quick_sandbox: Any
+) -> None:
+    result = failed_over_send(make_conn, quick_sandbox)
+    quick_sandbox.faults.reset_stats()
+    sensor = SmsDeliverySensor(task_id="d", sms_conn_id="cellcast_default", result=result)
+    outcome = run_sensor(sensor)
+    assert outcome["delivered"] == [DELIVERED] and outcome["sent"] == [NIGERIA]  # Cloudware reports stop at sent
+    assert outcome["pending"] == [] and outcome["provider"] == "cellcast"
+    asked = quick_sandbox.faults.stats()["requests"]
+    cloudware_id = next(a["message_id"] for a in result["accepted"] if a["to"] == NIGERIA)
+    assert f"GET /api/v2/report/message/{cloudware_id}" not in asked  # never asked of Cellcast
+
+
+def test_deferred_after_failover_the_trigger_asks_each_connection_and_finishes(
+    make_conn: Any, quick_sandbox: Any
+) -> None:
+    import asyncio
+
+    from tests.airflow_names import TaskDeferred
+
+    result = failed_over_send(make_conn, quick_sandbox)
+    sensor = SmsDeliverySensor(
+        task_id="d", sms_conn_id="cellcast_default", result=result, deferrable=True, poke_interval=0.2, timeout=30
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    _path, kwargs = trigger.serialize()
+    rebuilt = type(trigger)(**kwargs)  # as the triggerer rebuilds it
+
+    async def first_event() -> Any:
+        async for event in rebuilt.run():
+            return event
+
+    fired = asyncio.run(asyncio.wait_for(first_event(), timeout=20))
+    event = fired.payload
+    assert event["status"] == "done"
+    # What the triggerer logs ("Trigger fired event") masks the numbers the reports carry.
+    assert DELIVERED not in repr(fired) and NIGERIA not in repr(fired)
+    outcome = sensor.execute_complete({}, event)  # type: ignore[arg-type]
+    assert outcome["delivered"] == [DELIVERED] and outcome["sent"] == [NIGERIA] and outcome["pending"] == []
