@@ -22,6 +22,7 @@ pytest.importorskip("airflow.sdk.definitions.deadline", reason="Deadline Alerts 
 
 from demo.real_airflow import RealAirflow
 from tests.conftest import EXAMPLE_DAGS
+from tests.deadline import wait_for
 
 APPROVER = "+61400000002"
 RUNS = {
@@ -71,16 +72,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RealAirf
 
 def texts_to(sandbox: Any, phone: str, since_seq: int = 0) -> list[dict[str, Any]]:
     return [m for m in sandbox.store.all(phone=phone) if m["direction"] == "out" and m["seq"] > since_seq]
-
-
-def wait_for(condition: Any, timeout: float = 120, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(f"waited {timeout}s for {what}")
 
 
 def the_ask(sandbox: Any, run_id: str) -> dict[str, Any]:

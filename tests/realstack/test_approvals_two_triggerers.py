@@ -8,7 +8,6 @@ answers its own question only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,19 +24,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 from demo.real_airflow import RealAirflow  # noqa: E402
 from tests.conftest import EXAMPLE_DAGS  # noqa: E402
+from tests.deadline import wait_for  # noqa: E402
 
 APPROVER = "+61400000002"
 DAG_ID, TASK = "sms_approval", "approve_publishing"
-
-
-def wait_for(condition: Any, what: str, timeout: float = 180) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(f"waited {timeout}s for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +68,14 @@ def test_replies_answer_only_their_question_across_two_triggerers(stack: tuple[R
     # sent before any question (more than REPLY_SKEW, 1 s, before they are accepted): answers none of them
     reply("YES", ts=(datetime.now(timezone.utc) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     runs = [real.trigger(DAG_ID), real.trigger(DAG_ID)]
-    questions = wait_for(lambda: len(texts()) >= 2 and texts(), "both questions")
+    questions = wait_for(lambda: len(texts()) >= 2 and texts(), "both questions", timeout=180)
     refs = {run: next(m for m in questions if run in m["text"])["text"].split("(ref ")[1][:4] for run in runs}
     assert len(set(refs.values())) == 2  # unique among the questions open to the phone
     for run in runs:
         real.wait_for_task_state(DAG_ID, run, TASK, "deferred")
 
     reply("NO")  # names no reference, with two questions open on two triggerers
-    notice = wait_for(lambda: [m for m in texts() if "questions are waiting" in m["text"]], "the notice")
+    notice = wait_for(lambda: [m for m in texts() if "questions are waiting" in m["text"]], "the notice", timeout=180)
     assert all(ref in notice[0]["text"] for ref in refs.values())
     for run in runs:
         assert real.task_states(DAG_ID, run)[TASK] == "deferred"

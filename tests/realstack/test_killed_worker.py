@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ if tuple(int(p) for p in airflow.__version__.split(".")[:2]) < (3, 3):
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 from demo.real_airflow import RealAirflow  # noqa: E402
+from tests.deadline import wait_for  # noqa: E402
 
 RECIPIENTS = 500
 CLOUDWARE_TO = [f"+2348{i:09d}" for i in range(RECIPIENTS)]
@@ -54,16 +54,6 @@ for provider, to in (("cloudware", {cloudware!r}), ("cellcast", {cellcast!r})):
         )
     globals()[f"killed_{{provider}}"] = dag
 """
-
-
-def wait_for(condition: Any, what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"waited {timeout}s for {what}")
 
 
 @pytest.fixture(scope="module")
