@@ -8,13 +8,13 @@ form is abused to text premium numbers abroad.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from airflow_provider_sms.core.errors import SmsCountryNotAllowedError, SmsValidationError
 from airflow_provider_sms.core.results import SendResult
+from airflow_provider_sms.core.validation import list_extra
 
 
 @lru_cache(maxsize=65536)
@@ -59,27 +59,18 @@ def parse_countries(raw: Any, *, conn_id: str) -> frozenset[str] | None:
     """
     import phonenumbers
 
-    if raw is None or raw == "" or raw == []:
+    items = list_extra(
+        raw,
+        conn_id=conn_id,
+        name="allowed_countries",
+        example='["AU", "NZ"] or AU, NZ',
+        items_are="ISO codes",
+        separators=",;",
+        containers=(list, tuple, set, frozenset),
+    )
+    if items is None:
         return None
-    items: Iterable[Any]
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except ValueError:
-                raise SmsValidationError(
-                    f'connection {conn_id!r}: allowed_countries is not a valid JSON list; write ["AU", "NZ"] or AU, NZ'
-                ) from None
-        else:
-            items = text.replace(";", ",").split(",")
-    else:
-        items = raw
-    if not isinstance(items, (list, tuple, set, frozenset)):
-        raise SmsValidationError(
-            f"connection {conn_id!r}: allowed_countries must be a list of ISO codes, not {type(items).__name__}"
-        )
-    codes = [str(item).strip().upper() for item in items if str(item).strip()]
+    codes = [item.upper() for item in items]
     unknown = [c for c in codes if c not in phonenumbers.SUPPORTED_REGIONS]
     if unknown:
         raise SmsValidationError(

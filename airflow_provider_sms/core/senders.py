@@ -9,13 +9,12 @@ the IDs on Australia's Sender ID Register) refuses any other sender before anyth
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_sms.core.errors import SmsValidationError
+from airflow_provider_sms.core.validation import list_extra
 
 _ALLOWED = re.compile(r"^[A-Za-z0-9 \-]+$")
 _NUMERIC = re.compile(r"^\+?[0-9]+$")
@@ -73,29 +72,14 @@ def check_sender(sender: str | None, provider: str, *, hook_name: str | None = N
 
 def parse_sender_list(raw: Any, *, conn_id: str) -> tuple[str, ...] | None:
     """The ``registered_senders`` extra: a list, a JSON list, or a comma-separated string; None when unset."""
-    if raw is None or raw == "" or raw == []:
-        return None
-    items: Iterable[Any]
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except ValueError:
-                raise SmsValidationError(
-                    f"connection {conn_id!r}: registered_senders is not a valid JSON list; write it as "
-                    '["MyCompany", "61400000000"] or MyCompany, 61400000000'
-                ) from None
-        else:
-            items = text.split(",")
-    else:
-        items = raw
-    if not isinstance(items, (list, tuple)):
-        raise SmsValidationError(
-            f"connection {conn_id!r}: registered_senders must be a list of sender IDs, not {type(items).__name__}"
-        )
-    senders = tuple(str(item).strip() for item in items if str(item).strip())
-    return senders or None
+    senders = list_extra(
+        raw,
+        conn_id=conn_id,
+        name="registered_senders",
+        example='["MyCompany", "61400000000"] or MyCompany, 61400000000',
+        items_are="sender IDs",
+    )
+    return tuple(senders or ()) or None
 
 
 def check_registered(sender: str | None, registered: tuple[str, ...] | None, *, conn_id: str) -> None:

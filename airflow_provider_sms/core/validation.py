@@ -6,9 +6,12 @@ so bad input fails the task before anything is sent (and before anything is paid
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_sms.core.encoding import SegmentInfo, count_segments
 from airflow_provider_sms.core.errors import SmsValidationError
@@ -175,3 +178,45 @@ def validate_gif_url(url: str | None) -> str | None:
     if not value.lower().split("?", 1)[0].endswith(".gif"):
         raise SmsValidationError(f"gif_url {value!r} must point to a .gif file")
     return value
+
+
+def list_extra(
+    raw: Any,
+    *,
+    conn_id: str,
+    name: str,
+    example: str,
+    items_are: str,
+    separators: str = ",",
+    containers: tuple[type, ...] = (list, tuple),
+) -> list[str] | None:
+    """A connection extra that lists things (a list, a JSON list, or ``"A, B"`` text) as stripped strings.
+
+    None when unset. ``example`` shows both written forms in the error (``["AU", "NZ"] or AU, NZ``);
+    ``separators`` are the characters that split plain text.
+
+    :raises SmsValidationError: naming ``name`` when the JSON is broken or the value is not a list.
+    """
+    if raw is None or raw == "" or raw == []:
+        return None
+    items: Iterable[Any]
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                raise SmsValidationError(
+                    f"connection {conn_id!r}: {name} is not a valid JSON list; write it as {example}"
+                ) from None
+        else:
+            for separator in separators[1:]:
+                text = text.replace(separator, separators[0])
+            items = text.split(separators[0])
+    else:
+        items = raw
+    if not isinstance(items, containers):
+        raise SmsValidationError(
+            f"connection {conn_id!r}: {name} must be a list of {items_are}, not {type(items).__name__}"
+        )
+    return [str(item).strip() for item in items if str(item).strip()]
