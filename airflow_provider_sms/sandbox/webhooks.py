@@ -171,9 +171,10 @@ class WebhookPusher:
         for seq, (row, pushed) in list(self._following.items()):
             status = plan.status(row)
             if status != pushed:
-                payload = _FORMATS[row["provider"]][1](row, status)
-                if payload is not None:
-                    self._queue(row["provider"], "status", payload)
+                for step in _passed_through(pushed, status):  # a busy round never skips a status
+                    payload = _FORMATS[row["provider"]][1](row, step)
+                    if payload is not None:
+                        self._queue(row["provider"], "status", payload)
                 self._following[seq] = (row, status)
             if status not in ("scheduled", "queued", "sent"):
                 del self._following[seq]
@@ -213,3 +214,17 @@ class WebhookPusher:
             )
             if not ok and call.attempt < len(RETRY_DELAYS):
                 self._queue(call.provider, call.kind, call.payload, call.attempt + 1, RETRY_DELAYS[call.attempt])
+
+
+_PROGRESSION = ("scheduled", "queued", "sent")
+
+
+def _passed_through(pushed: str | None, status: str) -> list[str]:
+    """The statuses a message went through since ``pushed`` up to ``status``, in order: a provider reports
+    each change, so a round that first sees a message already final still reports queued and sent."""
+    if pushed is None:
+        start = 0 if status == "scheduled" else 1  # a message sent at once was never scheduled
+    else:
+        start = _PROGRESSION.index(pushed) + 1 if pushed in _PROGRESSION else len(_PROGRESSION)
+    end = _PROGRESSION.index(status) if status in _PROGRESSION else len(_PROGRESSION)
+    return [*_PROGRESSION[start:end], status]

@@ -240,3 +240,13 @@ def test_only_what_happens_after_configuring_is_pushed(sandbox: Any, receiver: R
 )
 def test_bad_webhook_settings_are_refused(sandbox: Any, body: dict[str, Any]) -> None:
     assert configure(sandbox, **body).status_code == 400
+
+
+def test_a_round_that_first_sees_a_message_already_final_still_reports_each_status() -> None:
+    from airflow_provider_sms.sandbox.webhooks import _passed_through
+
+    assert _passed_through(None, "failed") == ["queued", "sent", "failed"]
+    assert _passed_through(None, "sent") == ["queued", "sent"]
+    assert _passed_through(None, "scheduled") == ["scheduled"]
+    assert _passed_through("scheduled", "delivered") == ["queued", "sent", "delivered"]
+    assert _passed_through("sent", "expired") == ["expired"]
