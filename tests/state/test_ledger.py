@@ -309,11 +309,13 @@ def assert_the_ledger_is_bounded_and_goes_with_its_run(run: Any) -> None:
     except ImportError:  # Airflow 2.11: Variables, swept
         from airflow.models import Variable
 
-        from airflow_provider_sms.state.ledger import VARIABLE_PREFIX, sweep_variable_ledgers
+        from airflow_provider_sms.state.ledger import VariableStore, sweep_variable_ledgers
 
+        # this run's ledger only: other tests' runs (still there) keep theirs
+        prefix = VariableStore((run.dag_id, run.run_id, "queue_newsletter", -1)).prefix
         with create_session() as session:
-            keys = [v.key for v in session.query(Variable).filter(Variable.key.like(f"{VARIABLE_PREFIX}%"))]
-            assert keys and all(k.startswith(VARIABLE_PREFIX) and len(k) < 250 for k in keys)
+            keys = [v.key for v in session.query(Variable).filter(Variable.key.like(f"{prefix}%"))]
+            assert keys and all(len(k) < 250 for k in keys)
             session.query(DagRun).filter(DagRun.run_id == run.run_id, DagRun.dag_id == run.dag_id).delete()
         assert sweep_variable_ledgers() >= 1
         with create_session() as session:
