@@ -14,11 +14,15 @@ An answer by SMS is recorded as Airflow records any answer (chosen options, time
 ``responded_by_user`` ("SMS from +614*****002", masked) says who answered: it is in the task's result
 (XCom) and its HITL summary. Before texting, the question is registered as open to each phone with a
 reference no other open question to that phone holds (``triggers.questions``, in the metadata
-database); the registration is removed when the task resumes.
+database); the registration is removed when the task resumes. The text goes through the task's send
+ledger (``send_sms_once``), with the reference noted there first: a retry (a worker killed after
+texting, before deferring) takes over the earlier try's question and its reference, and texts nobody
+again, so a reply to the text the person received still answers it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +41,8 @@ try:
 except Exception:  # Airflow before 3.1 (or without the standard provider's human-in-the-loop support)
     HITL_AVAILABLE = False
 
+log = logging.getLogger(__name__)
+
 # Reply words understood for an approval, besides the options' own names.
 APPROVAL_WORDS = {"yes": "Approve", "y": "Approve", "ok": "Approve", "no": "Reject", "n": "Reject"}
 
@@ -49,6 +55,31 @@ def reply_words(options: Sequence[str], extra: Mapping[str, str] | None) -> dict
             raise SmsValidationError(f"sms_answers maps {word!r} to {option!r}, which is not one of {list(options)}")
         words[str(word).strip().lower()] = option
     return words
+
+
+QUESTION_NOTE = "hitl-question"  # the send ledger's note of the question's reference, try and time
+
+
+def _earlier_question(context: Context) -> tuple[Any, dict[str, Any] | None]:
+    """The task's send ledger (None without one) and the question an earlier try of it registered:
+    ``{"ref", "ti", "asked"}``, or None on a first try (or when the note cannot be read)."""
+    from airflow_provider_sms.state.ledger import ledger_for
+
+    try:
+        ledger = ledger_for(context)
+        note = ledger.view().notes.get(QUESTION_NOTE) if ledger is not None else None
+    except Exception as err:  # the send then goes without the ledger too (``send_sms_once``)
+        log.warning("could not read the send ledger (%s)", type(err).__name__)
+        return None, None
+    if not isinstance(note, dict):
+        return ledger, None  # a first try (or a note this code did not write)
+    try:
+        ref, ti, asked = str(note["ref"]), str(note["ti"]), datetime.fromisoformat(str(note["asked"]))
+    except (TypeError, KeyError, ValueError):
+        return ledger, None
+    if not (len(ref) == 4 and ref.isdigit()) or asked.tzinfo is None:
+        return ledger, None
+    return ledger, {"ref": ref, "ti": ti, "asked": asked}
 
 
 class _SmsAnswerable(BaseOperator):
@@ -87,7 +118,7 @@ class _SmsAnswerable(BaseOperator):
 
         from airflow_provider_sms.core.phone import prepare_recipients
         from airflow_provider_sms.hooks import get_sms_hook
-        from airflow_provider_sms.notifications.sms import hitl_message
+        from airflow_provider_sms.notifications.sms import hitl_message, send_sms_once
         from airflow_provider_sms.triggers.hitl import SmsHITLTrigger
         from airflow_provider_sms.triggers.questions import choose_reference
 
@@ -114,25 +145,43 @@ class _SmsAnswerable(BaseOperator):
         except SmsValidationError as err:
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
         registries = [Questions(self.sms_conn_id, phone) for phone in phones] if registry_available() else []
-        preferred = reference_for(str(ti_id))
+        ledger, earlier = _earlier_question(context)
+        preferred = earlier["ref"] if earlier else reference_for(str(ti_id))
+        if earlier:  # a retry: the question an earlier try registered (and maybe texted) is this one
+            registered_at = earlier["asked"]
         ref = preferred
         if registries:
             try:
-                ref = choose_reference(registries, str(ti_id), registered_at, timeout, preferred=preferred)
+                ref = choose_reference(
+                    registries,
+                    str(ti_id),
+                    registered_at,
+                    timeout,
+                    preferred=preferred,
+                    earlier=[earlier["ti"]] if earlier else (),
+                )
             except Exception as err:  # the registry cannot be used: the reference alone decides, as before 3.3
                 op.log.warning("could not register the question as open (%s); its reference may not be unique", err)
+        if ledger is not None and (not earlier or (earlier["ref"], earlier["ti"]) != (ref, str(ti_id))):
+            try:  # before the text goes out, so a retry after a crash finds the reference it carried
+                ledger.note(QUESTION_NOTE, {"ref": ref, "ti": str(ti_id), "asked": registered_at.isoformat()})
+            except Exception as err:  # the send's claim likely fails too; else a retry asks with a new reference
+                op.log.warning("could not record the question's reference (%s)", type(err).__name__)
         since = datetime.now(timezone.utc)
         try:
             text = self.message or hitl_message(op, context, ref=ref)
-            result = hook.send_sms(phones, text, sender=self.sender)
+            # Once per reference across tries: a retry (a worker killed after texting) texts nobody again.
+            result = send_sms_once(context, hook, phones, text, sender=self.sender, key=f"hitl-question {ref}")
         except SmsValidationError as err:
             self._close_question(str(ti_id), phones)
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
         except SmsError as err:  # the question can still be answered in the UI
             op.log.warning("could not text the question (%s); it can still be answered in the UI", err)
         else:
-            # A reply counts from the moment the provider accepted the text (less a small clock skew).
-            since = datetime.now(timezone.utc) - REPLY_SKEW
+            # A reply counts from the moment the provider accepted the text (less a small clock skew);
+            # for a text an earlier try got accepted, from when that try registered the question.
+            reused = earlier is not None and earlier["ref"] == ref
+            since = (registered_at if reused else datetime.now(timezone.utc)) - REPLY_SKEW
             op.log.info("asked by SMS (reference %s): %s", ref, result.summary())
         for notifier in op.notifiers:
             notifier(context)

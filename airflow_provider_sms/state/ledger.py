@@ -166,6 +166,7 @@ class LedgerView:
     """Everything earlier tries recorded, per text (``text_key``) and recipient."""
 
     texts: dict[str, dict[str, Recipient]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # name -> the latest value ``SendLedger.note`` wrote
     chunks: int = 0
     tries: set[int] = field(default_factory=set)
 
@@ -221,6 +222,8 @@ class SendLedger:
                     person = people.setdefault(str(row[0]), Recipient())
                     if person.accepted is None:
                         person.code, person.reason = str(row[1]), str(row[2])
+            for name, value in _part(chunk, "note").items():
+                view.notes[str(name)] = value
             index += 1
         view.chunks = index
         self._next = index
@@ -235,6 +238,11 @@ class SendLedger:
             index = self._next
             self._next += 1
         self.store.put(index, {"try": self.try_number, **chunk})
+
+    def note(self, name: str, value: Any) -> None:
+        """Record a small JSON value (a reference, an id; never message text) for later tries to read in
+        ``view().notes[name]``; durable when this returns."""
+        self.write({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "note": {name: value}})
 
     def journal(self, message: str, conn_id: str, *, window: int | None = None) -> Journal:
         """The journal one send of ``message`` through ``conn_id`` writes to (see ``core.pipeline``).

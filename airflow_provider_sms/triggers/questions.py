@@ -20,7 +20,8 @@ last does so after both keys were written. Both may yield, which is safe: a refe
 again, and a reply answers nothing. References are unique among the open questions to a phone by the
 same rule (the prefix is the reference). Keys of closed questions are deleted when a question ends
 (answered, timed out, or resumed by a UI answer), and claims once no open question to the phone was
-asked before their reply.
+asked before their reply. A retry of a task (a new task instance id) names its earlier try's id and
+takes over that try's question: same reference, its leftover key removed.
 """
 
 from __future__ import annotations
@@ -137,18 +138,32 @@ class Questions:
     def key_for(self, ref: str, ti_id: str, asked: datetime, timeout: datetime | None) -> str:
         return f"{self._prefix(ref)}{ti_id}.{_epoch(asked)}.{_epoch(timeout)}"
 
-    def hold(self, ref: str, ti_id: str, asked: datetime, timeout: datetime | None) -> bool:
-        """Claim ``ref`` for ``ti_id`` (write, then list); False, with the key removed, when taken."""
+    def hold(
+        self, ref: str, ti_id: str, asked: datetime, timeout: datetime | None, *, earlier: Iterable[str] = ()
+    ) -> bool:
+        """Claim ``ref`` for ``ti_id`` (write, then list); False, with the key removed, when taken.
+
+        :param earlier: task instance ids of earlier tries of the same task: their questions are this
+            one's, not rivals (``take_over`` then removes their keys).
+        """
         key = self.key_for(ref, ti_id, asked, timeout)
         self.store.set(key, "1")
         now = datetime.now(timezone.utc)
+        mine = {ti_id, *earlier}
         rivals = [
-            q for q in self.open() if q.ref == ref and q.ti_id != ti_id and (q.timeout is None or q.timeout > now)
+            q for q in self.open() if q.ref == ref and q.ti_id not in mine and (q.timeout is None or q.timeout > now)
         ]
         if rivals:
             self.store.delete(key)
             return False
         return True
+
+    def take_over(self, earlier: Iterable[str]) -> None:
+        """Remove the keys an earlier try of the same task left (a worker killed before it deferred)."""
+        gone = set(earlier)
+        for question in self.open() if gone else ():
+            if question.ti_id in gone:
+                self.store.delete(question.key)
 
     def ensure(self, ref: str, ti_id: str, asked: datetime, timeout: datetime | None) -> None:
         """Write this question's key again (idempotent): a trigger resumed after its key was removed."""
@@ -207,16 +222,21 @@ def choose_reference(
     timeout: datetime | None,
     *,
     preferred: str | None = None,
+    earlier: Iterable[str] = (),
 ) -> str:
     """A four-digit reference no other open question to any of these phones holds, claimed for ``ti_id``.
 
+    :param earlier: task instance ids of earlier tries of the same task (a retry asks the question an
+        earlier try texted): their open questions count as this one's, and their keys are removed once
+        the reference is held, so a retry keeps the reference the person was texted.
     :raises RuntimeError: no free reference was won in ``CHOICE_ATTEMPTS`` tries.
     """
     phones = list(registries)
+    mine = {ti_id, *earlier}
     rng = random.SystemRandom()
     candidate = preferred
     for _ in range(CHOICE_ATTEMPTS):
-        taken = {q.ref for registry in phones for q in registry.open() if q.ti_id != ti_id}
+        taken = {q.ref for registry in phones for q in registry.open() if q.ti_id not in mine}
         if candidate is None or candidate in taken:
             free = [f"{n:04d}" for n in range(REFERENCES) if f"{n:04d}" not in taken]
             if not free:
@@ -224,13 +244,15 @@ def choose_reference(
             candidate = rng.choice(free)
         held = []
         for registry in phones:
-            if registry.hold(candidate, ti_id, asked, timeout):
+            if registry.hold(candidate, ti_id, asked, timeout, earlier=mine):
                 held.append(registry)
                 continue
             for other in held:  # one phone refused it: give it back everywhere, and choose again
                 other.store.delete(other.key_for(candidate, ti_id, asked, timeout))
             break
         else:
+            for registry in phones:
+                registry.take_over(mine - {ti_id})
             return candidate
         candidate = None
     raise RuntimeError("could not reserve a unique reference for the question; try again")

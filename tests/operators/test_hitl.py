@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.operators.hitl import HITL_AVAILABLE, SmsApprovalOperator, SmsHITLBranchOperator
+from airflow_provider_sms.triggers.questions import Questions
 
 needs_hitl = pytest.mark.skipif(not HITL_AVAILABLE, reason="human-in-the-loop needs Airflow 3.1")
 
@@ -44,3 +49,63 @@ def test_a_poll_interval_below_one_second_is_refused_when_built() -> None:
 def test_before_airflow_3_1_the_operators_say_what_they_need() -> None:
     with pytest.raises(RuntimeError, match=r"needs Airflow 3\.1"):
         SmsApprovalOperator(task_id="ok", subject="Go?", sms_conn_id="c", to="+61400000001")
+
+
+class _Keys:
+    """Airflow's Variables as the open-question registry sees them (shared by both tries)."""
+
+    def __init__(self) -> None:
+        self.keys_: dict[str, str] = {}
+
+    def set(self, key: str, value: Any) -> None:
+        self.keys_[key] = value
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.keys_ if k.startswith(prefix))
+
+    def delete(self, key: str) -> None:
+        self.keys_.pop(key, None)
+
+
+@needs_hitl
+def test_a_retry_after_the_question_was_texted_texts_nothing_and_keeps_its_reference(
+    make_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow.sdk.execution_time.hitl as hitl_api
+
+    from airflow_provider_sms.triggers import questions
+    from tests.airflow_names import TaskDeferred
+    from tests.payloads import CLOUDWARE_SEND
+    from tests.state.test_ledger import StateStoreAccessor
+
+    keys = _Keys()
+    monkeypatch.setattr(questions.VariableKeys, "set", lambda self, key, value: keys.set(key, value))
+    monkeypatch.setattr(questions.VariableKeys, "keys", lambda self, prefix: keys.keys(prefix))
+    monkeypatch.setattr(questions.VariableKeys, "delete", lambda self, key: keys.delete(key))
+    monkeypatch.setattr(questions, "registry_available", lambda: True)
+    monkeypatch.setattr("airflow_provider_sms.operators.hitl.registry_available", lambda: True)
+    monkeypatch.setattr(hitl_api, "upsert_hitl_detail", lambda **kwargs: None)
+    make_conn("approvals", "cloudware", country_code="61")
+    requests_mock.post(CLOUDWARE_SEND, json={"status": "success", "data": {"id": "q1"}})
+    store = StateStoreAccessor()  # the task's state store (Airflow 3.3): the same for every try of the task
+
+    def run_try(ti_id: str, try_number: int) -> Any:
+        ti = SimpleNamespace(
+            id=ti_id, dag_id="d", run_id="r", task_id="ok", map_index=-1, try_number=try_number, state=None
+        )
+        op = SmsApprovalOperator(task_id="ok", subject="Go?", sms_conn_id="approvals", to="+61400000002")
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute({"ti": ti, "task_instance": ti, "task_state_store": store})  # type: ignore[arg-type]
+        return deferred.value.trigger
+
+    first = run_try("01a20893-6f87-7a7a-821e-4a00ec3060da", 1)
+    assert len(requests_mock.request_history) == 1
+    assert f"(ref {first.ref})" in requests_mock.request_history[0].json()["message"]
+    # The worker is killed after texting; Airflow 3's retry is a new task instance (a new id) whose
+    # preferred reference differs, and whose registry sees the first try's open question left behind.
+    second = run_try("01a20893-6f87-7a7a-821e-4a00ec3061ff", 2)
+    assert len(requests_mock.request_history) == 1  # nobody texted again
+    assert second.ref == first.ref  # a reply to the text the person has still answers the question
+    assert datetime.fromisoformat(second.since) <= datetime.fromisoformat(first.since)  # replies since the text
+    open_now = Questions("approvals", "+61400000002").open()
+    assert [(q.ref, q.ti_id) for q in open_now] == [(first.ref, "01a20893-6f87-7a7a-821e-4a00ec3061ff")]
