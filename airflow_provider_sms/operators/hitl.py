@@ -13,7 +13,7 @@ They add no field to the request: answering in the UI works exactly as with the 
 An answer by SMS is recorded as Airflow records any answer (chosen options, time), and the event's
 ``responded_by_user`` ("SMS from +614*****002", masked) says who answered: it is in the task's result
 (XCom) and its HITL summary. Before texting, the question is registered as open to each phone with a
-reference no other open question to that phone holds (``triggers.questions``, in the metadata
+reference no other open question to that phone holds (``state.questions``, in the metadata
 database); the registration is removed when the task resumes. The text goes through the task's send
 ledger (``send_sms_once``), with the reference noted there first: a retry (a worker killed after
 texting, before deferring) takes over the earlier try's question and its reference, and texts nobody
@@ -31,8 +31,8 @@ from airflow_provider_sms._compat import AirflowFailException, BaseOperator, Con
 from airflow_provider_sms.core.errors import SmsError, SmsValidationError
 from airflow_provider_sms.core.inbound import REPLY_SKEW
 from airflow_provider_sms.core.templated import list_from_template
+from airflow_provider_sms.state.questions import Questions, registry_available
 from airflow_provider_sms.triggers.hitl import reference_for
-from airflow_provider_sms.triggers.questions import Questions, registry_available
 
 try:
     from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLBranchOperator, HITLOperator
@@ -119,8 +119,8 @@ class _SmsAnswerable(BaseOperator):
         from airflow_provider_sms.core.phone import prepare_recipients
         from airflow_provider_sms.hooks import get_sms_hook
         from airflow_provider_sms.notifications.sms import hitl_message, send_sms_once
+        from airflow_provider_sms.state.questions import choose_reference
         from airflow_provider_sms.triggers.hitl import SmsHITLTrigger
-        from airflow_provider_sms.triggers.questions import choose_reference
 
         op: Any = self
         ti_id = context["task_instance"].id

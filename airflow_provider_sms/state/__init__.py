@@ -2,15 +2,16 @@
 
 Where a kind is kept depends on who must reach it, always through Airflow's own means: the send ledger
 (``ledger``), written by task workers, which on Airflow 3 may not open the metadata database, lives in
-Airflow's task state store or Variables; state kept by the API server plugin (``webhook_receipts``)
-lives in the provider's own small tables in Airflow's metadata database, in the same transaction as
-the Airflow rows it goes with. This package gives those tables their common ground: each is named
-``sms_<what>`` and declared on the shared ``metadata`` below (not Airflow's, so Airflow's migrations
-leave it alone), created on first use with ``ensure_tables`` (idempotent, safe when several processes
-race to create it) in the database the caller's session is bound to. Rows hold ids, hashed keys,
-statuses and times, never message text, and each module prunes its rows after a stated retention.
-``is_transient`` tells a fault worth retrying (the database unreachable, a deadlock) from one that
-will never succeed, and ``describe_fault`` names it without the statement's parameters.
+Airflow's task state store or Variables; the open approval questions and the replies they consumed
+(``questions``), which tasks and triggers both claim, are Variable keys; state kept by the API server
+plugin (``webhook_receipts``) lives in the provider's own small tables in Airflow's metadata database,
+in the same transaction as the Airflow rows it goes with. This package gives those tables their common
+ground: each is named ``sms_<what>`` and declared on the shared ``metadata`` below (not Airflow's, so
+Airflow's migrations leave it alone), created on first use with ``ensure_tables`` (idempotent, safe when
+several processes race to create it) in the database the caller's session is bound to. Rows hold ids,
+hashed keys, statuses and times, never message text, and each module prunes its rows after a stated
+retention. ``is_transient`` tells a fault worth retrying (the database unreachable, a deadlock) from one
+that will never succeed, and ``describe_fault`` names it without the statement's parameters.
 
 Submodules are imported by their users, never here, so importing this package stays cheap.
 """

@@ -7,7 +7,7 @@ behind ours), is meant for this question, and names exactly one option (a whole 
 of its aliases: ``YES`` for Approve, say).
 
 Which question a reply is meant for is decided the same way by every triggerer, through the open
-questions and reply claims kept in the metadata database (``triggers.questions``): each question
+questions and reply claims kept in the metadata database (``state.questions``): each question
 carries a four-digit reference unique among the questions open to its phone; a reply naming it is
 meant for it, a reply holding any other four-digit number is not, and a reply naming none answers the one
 question open to its phone when it arrived, or, with several open, none of them (the question with
@@ -38,9 +38,9 @@ from airflow_provider_sms.core.errors import SmsError
 from airflow_provider_sms.core.phone import mask_number
 from airflow_provider_sms.core.results import InboundMessage
 from airflow_provider_sms.core.timestamps import parse_timestamp
+from airflow_provider_sms.state.questions import NOBODY, Question, Questions, open_before, registry_available
 from airflow_provider_sms.triggers.inbound import InboxWaiter, SmsTriggerEvent, filter_for
 from airflow_provider_sms.triggers.inbox import Inbox, InboxPoll
-from airflow_provider_sms.triggers.questions import NOBODY, Question, Questions, open_before, registry_available
 
 _REFERENCE = re.compile(r"(?<!\d)\d{4}(?!\d)")
 

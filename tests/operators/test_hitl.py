@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.operators.hitl import HITL_AVAILABLE, SmsApprovalOperator, SmsHITLBranchOperator
-from airflow_provider_sms.triggers.questions import Questions
+from airflow_provider_sms.state.questions import Questions
 
 needs_hitl = pytest.mark.skipif(not HITL_AVAILABLE, reason="human-in-the-loop needs Airflow 3.1")
 
@@ -73,7 +73,7 @@ def test_a_retry_after_the_question_was_texted_texts_nothing_and_keeps_its_refer
 ) -> None:
     import airflow.sdk.execution_time.hitl as hitl_api
 
-    from airflow_provider_sms.triggers import questions
+    from airflow_provider_sms.state import questions
     from tests.airflow_names import TaskDeferred
     from tests.payloads import CLOUDWARE_SEND
     from tests.state.test_ledger import StateStoreAccessor

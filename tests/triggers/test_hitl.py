@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("airflow.providers.standard.operators.hitl", reason="human-in-the-loop needs Airflow 3.1")
 
 from airflow_provider_sms.core.inbound import REPLY_SKEW
-from airflow_provider_sms.triggers import questions
+from airflow_provider_sms.state import questions
+from airflow_provider_sms.state.questions import Questions, choose_reference
 from airflow_provider_sms.triggers.hitl import SmsHITLTrigger, chosen_options, reference_for
 from airflow_provider_sms.triggers.inbox import Inbox
-from airflow_provider_sms.triggers.questions import Questions, choose_reference
 
 ASKED = "+61400000002"
 TI_ID = "01a20893-6f87-7a7a-821e-4a00ec3060da"
