@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_sms.core.errors import SmsValidationError
 from airflow_provider_sms.operators.hitl import HITL_AVAILABLE, SmsApprovalOperator, SmsHITLBranchOperator
 from airflow_provider_sms.state.questions import Questions
+from tests.keystore import MemoryKeys
 
 needs_hitl = pytest.mark.skipif(not HITL_AVAILABLE, reason="human-in-the-loop needs Airflow 3.1")
 
@@ -51,22 +52,6 @@ def test_before_airflow_3_1_the_operators_say_what_they_need() -> None:
         SmsApprovalOperator(task_id="ok", subject="Go?", sms_conn_id="c", to="+61400000001")
 
 
-class _Keys:
-    """Airflow's Variables as the open-question registry sees them (shared by both tries)."""
-
-    def __init__(self) -> None:
-        self.keys_: dict[str, str] = {}
-
-    def set(self, key: str, value: Any) -> None:
-        self.keys_[key] = value
-
-    def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.keys_ if k.startswith(prefix))
-
-    def delete(self, key: str) -> None:
-        self.keys_.pop(key, None)
-
-
 @needs_hitl
 def test_a_retry_after_the_question_was_texted_texts_nothing_and_keeps_its_reference(
     make_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
@@ -78,7 +63,7 @@ def test_a_retry_after_the_question_was_texted_texts_nothing_and_keeps_its_refer
     from tests.payloads import CLOUDWARE_SEND
     from tests.state.test_ledger import StateStoreAccessor
 
-    keys = _Keys()
+    keys = MemoryKeys()
     monkeypatch.setattr(questions.VariableKeys, "set", lambda self, key, value: keys.set(key, value))
     monkeypatch.setattr(questions.VariableKeys, "keys", lambda self, prefix: keys.keys(prefix))
     monkeypatch.setattr(questions.VariableKeys, "delete", lambda self, key: keys.delete(key))

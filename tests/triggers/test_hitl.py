@@ -21,6 +21,7 @@ from airflow_provider_sms.state import questions
 from airflow_provider_sms.state.questions import Questions, choose_reference
 from airflow_provider_sms.triggers.hitl import SmsHITLTrigger, chosen_options, reference_for
 from airflow_provider_sms.triggers.inbox import Inbox
+from tests.keystore import MemoryKeys
 
 ASKED = "+61400000002"
 TI_ID = "01a20893-6f87-7a7a-821e-4a00ec3060da"
@@ -54,25 +55,9 @@ class FakeHITL:
         return self.answers[str(ti_id)]
 
 
-class Keys:
-    """Airflow's Variables as the registry sees them: one store every trigger in a test shares."""
-
-    def __init__(self) -> None:
-        self.keys_: dict[str, str] = {}
-
-    def set(self, key: str, value: Any) -> None:
-        self.keys_[key] = value
-
-    def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.keys_ if k.startswith(prefix))
-
-    def delete(self, key: str) -> None:
-        self.keys_.pop(key, None)
-
-
 @pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch) -> Keys:
-    store = Keys()
+def keys(monkeypatch: pytest.MonkeyPatch) -> MemoryKeys:
+    store = MemoryKeys()
     monkeypatch.setattr(questions.VariableKeys, "set", lambda self, key, value: store.set(key, value))
     monkeypatch.setattr(questions.VariableKeys, "keys", lambda self, prefix: store.keys(prefix))
     monkeypatch.setattr(questions.VariableKeys, "delete", lambda self, key: store.delete(key))
@@ -81,7 +66,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> Keys:
 
 
 @pytest.fixture
-def hitl(monkeypatch: pytest.MonkeyPatch, make_conn: Any, sandbox: Any, keys: Keys) -> FakeHITL:
+def hitl(monkeypatch: pytest.MonkeyPatch, make_conn: Any, sandbox: Any, keys: MemoryKeys) -> FakeHITL:
     import airflow.sdk.execution_time.hitl as api
 
     fake = FakeHITL()
@@ -222,7 +207,7 @@ def test_a_reply_sent_before_the_question_never_answers_it_though_the_shared_pol
 
 
 def test_with_two_questions_open_a_reply_naming_none_answers_none_and_the_phone_is_told_the_references(
-    hitl: FakeHITL, sandbox: Any, keys: Keys
+    hitl: FakeHITL, sandbox: Any, keys: MemoryKeys
 ) -> None:
     asked = datetime.now(timezone.utc) - timedelta(seconds=1)
     registries = [Questions("approvals", ASKED)]
@@ -249,7 +234,7 @@ def test_with_two_questions_open_a_reply_naming_none_answers_none_and_the_phone_
 
 
 def test_two_triggerers_sharing_only_the_database_let_one_reply_answer_one_question(
-    hitl: FakeHITL, sandbox: Any, keys: Keys
+    hitl: FakeHITL, sandbox: Any, keys: MemoryKeys
 ) -> None:
     """Two triggers on two separate shared streams (two triggerers): the registry alone arbitrates."""
     asked = datetime.now(timezone.utc) - timedelta(seconds=1)
@@ -274,7 +259,7 @@ def test_two_triggerers_sharing_only_the_database_let_one_reply_answer_one_quest
     assert hitl.answers == {}
 
 
-def test_a_reply_is_claimed_by_at_most_one_question(keys: Keys) -> None:
+def test_a_reply_is_claimed_by_at_most_one_question(keys: MemoryKeys) -> None:
     registry = Questions("approvals", ASKED)
     when = datetime(2030, 1, 1, tzinfo=timezone.utc)
     assert registry.claim("cloudware", "m1", when, TI_ID)
