@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-airflow = pytest.importorskip("airflow")
+from tests.realstack import require_newest_airflow
+
 pytest.importorskip("airflow.providers.standard.operators.hitl", reason="human-in-the-loop needs Airflow 3.1")
-if tuple(int(p) for p in airflow.__version__.split(".")[:2]) < (3, 3):
-    pytest.skip("real-stack tests run on the newest Airflow (3.3) only", allow_module_level=True)
+require_newest_airflow()
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

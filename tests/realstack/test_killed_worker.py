@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-airflow = pytest.importorskip("airflow")
-if tuple(int(p) for p in airflow.__version__.split(".")[:2]) < (3, 3):
-    pytest.skip("real-stack tests run on the newest Airflow (3.3) only", allow_module_level=True)
+from tests.realstack import require_newest_airflow
+
+require_newest_airflow()
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

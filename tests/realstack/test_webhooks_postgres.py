@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 import requests
 
+from tests.realstack import require_newest_airflow
 from tests.realstack.postgres import PostgresServer
 
-airflow = pytest.importorskip("airflow")
 pytest.importorskip("airflow.api_fastapi", reason="the webhook receiver is an Airflow 3 plugin")
-if tuple(int(p) for p in airflow.__version__.split(".")[:2]) < (3, 3):
-    pytest.skip("real-stack tests run on the newest Airflow (3.3) only", allow_module_level=True)
+require_newest_airflow()
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
