@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from airflow_provider_sms.state.variables import VariableKeys
+
 log = logging.getLogger(__name__)
 
 QUESTION = "sms_q."
@@ -45,32 +47,13 @@ CHOICE_ATTEMPTS = 50
 
 
 class KeyStore(Protocol):
-    """The three calls a claim needs (Airflow's ``Variable`` in production)."""
+    """The three calls a claim needs (``state.variables.VariableKeys`` in production)."""
 
     def set(self, key: str, value: Any) -> None: ...
 
     def keys(self, prefix: str) -> Sequence[str]: ...
 
     def delete(self, key: str) -> None: ...
-
-
-class VariableKeys:
-    """``KeyStore`` over Airflow's Variables (metadata database), from a task or a trigger."""
-
-    def set(self, key: str, value: Any) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(key, value)
-
-    def keys(self, prefix: str) -> Sequence[str]:
-        from airflow.sdk import Variable
-
-        return list(Variable.keys(prefix=prefix))
-
-    def delete(self, key: str) -> None:
-        from airflow.sdk import Variable
-
-        Variable.delete(key)
 
 
 def registry_available() -> bool:

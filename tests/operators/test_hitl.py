@@ -64,9 +64,7 @@ def test_a_retry_after_the_question_was_texted_texts_nothing_and_keeps_its_refer
     from tests.state.test_ledger import StateStoreAccessor
 
     keys = MemoryKeys()
-    monkeypatch.setattr(questions.VariableKeys, "set", lambda self, key, value: keys.set(key, value))
-    monkeypatch.setattr(questions.VariableKeys, "keys", lambda self, prefix: keys.keys(prefix))
-    monkeypatch.setattr(questions.VariableKeys, "delete", lambda self, key: keys.delete(key))
+    monkeypatch.setattr(questions, "VariableKeys", lambda: keys)
     monkeypatch.setattr(questions, "registry_available", lambda: True)
     monkeypatch.setattr("airflow_provider_sms.operators.hitl.registry_available", lambda: True)
     monkeypatch.setattr(hitl_api, "upsert_hitl_detail", lambda **kwargs: None)

@@ -58,9 +58,7 @@ class FakeHITL:
 @pytest.fixture
 def keys(monkeypatch: pytest.MonkeyPatch) -> MemoryKeys:
     store = MemoryKeys()
-    monkeypatch.setattr(questions.VariableKeys, "set", lambda self, key, value: store.set(key, value))
-    monkeypatch.setattr(questions.VariableKeys, "keys", lambda self, prefix: store.keys(prefix))
-    monkeypatch.setattr(questions.VariableKeys, "delete", lambda self, key: store.delete(key))
+    monkeypatch.setattr(questions, "VariableKeys", lambda: store)
     monkeypatch.setattr(questions, "registry_available", lambda: True)
     return store
 
@@ -230,7 +228,7 @@ def test_with_two_questions_open_a_reply_naming_none_answers_none_and_the_phone_
     notices = [m for m in sandbox.store.all(phone=ASKED) if m["direction"] == "out"]
     assert len(notices) == 1  # one short text, from one of the two questions
     assert ref_1 in notices[0]["text"] and ref_2 in notices[0]["text"]
-    assert not [k for k in keys.keys_ if k.startswith(questions.QUESTION)]  # both questions closed
+    assert not [k for k in keys.values if k.startswith(questions.QUESTION)]  # both questions closed
 
 
 def test_two_triggerers_sharing_only_the_database_let_one_reply_answer_one_question(
