@@ -160,6 +160,8 @@ class Ledger(Protocol):
 
     def journal(self, message: str, conn_id: str) -> Journal: ...
 
+    def earlier_requests(self, message: str) -> int: ...
+
 
 def send_once(
     ledger: Ledger,
@@ -195,8 +197,10 @@ def send_once(
         between tries but must still go once (a notifier, a question) passes a stable key.
     """
     key = message if key is None else key
-    earlier = ledger.view().of(key)
+    view = ledger.view()
+    earlier = view.of(key)
     carried = SendResult(provider)
+    carried.requests = ledger.earlier_requests(key)  # the merged result counts every try's requests
     todo: list[str] = []
     doubt: list[str] = []
     seen: set[str] = set()
@@ -239,20 +243,22 @@ def send_once(
         log.warning("%s: resending to %d recipient(s) in doubt (resend_in_doubt=True)", provider, len(doubt))
         todo, doubt = todo + doubt, []
     carried.in_doubt = doubt
+    if doubt:
+        _log_doubt(provider, doubt, earlier)
     if not earlier:
         todo = split_recipients(to)  # the send normalizes and de-duplicates them
     if not todo:
-        return carried
+        return _counted(carried, SendResult(provider), view.stats_of(key))
     try:
         with journaling(lambda conn_id: ledger.journal(key, conn_id)):
             fresh = send(todo)
     except SmsError as err:
         if err.result is not None:
-            err.result = _with_doubt(carried.merge(err.result))
+            err.result = _with_doubt(_counted(carried.merge(err.result), err.result, view.stats_of(key)))
         elif carried.accepted or carried.in_doubt:
             err.result = carried
         raise
-    return _with_doubt(_counted(carried.merge(fresh), fresh))
+    return _with_doubt(_counted(carried.merge(fresh), fresh, view.stats_of(key)))
 
 
 def _settle(
@@ -307,12 +313,30 @@ def _settle(
     return settled, still
 
 
-def _counted(result: SendResult, fresh: SendResult) -> SendResult:
-    """Parts and encoding for every accepted recipient: one text, so the same for earlier tries' ones."""
+def _counted(result: SendResult, fresh: SendResult, earlier: Any) -> SendResult:
+    """Parts and encoding for every accepted recipient: one text, so earlier tries' ones count as this
+    try's do (or as the ledger recorded them, when this try got nobody accepted)."""
     if fresh.accepted and fresh.segments:
         result.segments = fresh.segments // len(fresh.accepted) * len(result.accepted)
         result.encoding = fresh.encoding
+    elif result.accepted and getattr(earlier, "parts", None):
+        result.segments = int(earlier.parts) * len(result.accepted)
+        result.encoding = result.encoding or earlier.encoding
     return result
+
+
+def _log_doubt(provider: str, doubt: list[str], earlier: Any) -> None:
+    """Say which requests the recipients in doubt were in: the provider-side references, where a request
+    carried one (Clickatell's ``clientMessageId``, which its status callbacks echo)."""
+    refs = sorted({str(earlier[n].ref) for n in doubt if n in earlier and getattr(earlier[n], "ref", None)})
+    if refs:
+        shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
+        log.warning(
+            "%s: %d recipient(s) in doubt were in request(s) with reference %s: look them up with the provider",
+            provider,
+            len(doubt),
+            shown,
+        )
 
 
 def _with_doubt(result: SendResult) -> SendResult:

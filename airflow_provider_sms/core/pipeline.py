@@ -78,6 +78,7 @@ class Call:
     files: Any = None
     headers: Mapping[str, str] | None = None
     expect: str = "json"
+    ref: str | None = None  # the provider-side reference this request carries (Clickatell's clientMessageId)
 
 
 class Reply(Protocol):
@@ -103,8 +104,9 @@ class Journal(Protocol):
         """A send of ``batches`` starts, ``width`` requests at a time."""
         ...
 
-    def before(self, index: int) -> None:
-        """Return once batch ``index`` is durably claimed (its request may go out); raise if it cannot be."""
+    def before(self, index: int, ref: str | None = None) -> None:
+        """Return once batch ``index`` (whose request carries ``ref``) is durably claimed (its request may go
+        out); raise if it cannot be."""
         ...
 
     def after(self, index: int, part: SendResult) -> None: ...
@@ -254,7 +256,7 @@ def run(
             return part
         if journal is not None:
             try:
-                journal.before(index)
+                journal.before(index, call.ref)
             except Exception as exc:  # the claim was not recorded, so the request must not go out
                 reason = f"not sent: the send ledger could not record it ({type(exc).__name__})"
                 log.warning("%s: %s", result.provider, reason)

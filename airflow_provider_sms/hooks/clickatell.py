@@ -3,7 +3,11 @@
 This module maps our send to Clickatell's JSON or XML body (recipients as international digits, the
 API key as the raw ``Authorization`` header) and maps the per-recipient ``apiMessageId``/``accepted``
 answer back to ``SendResult``: a recipient counts as accepted only when its entry says ``accepted`` with
-an ``apiMessageId``. Everything else (validation, batching, retries) is the pipeline of ``SmsHook``.
+an ``apiMessageId``. Under a send ledger each request carries its own ``clientMessageId`` (a UUID),
+recorded with its claim, so recipients a lost answer leaves in doubt are named by the reference
+Clickatell's status callbacks echo; Clickatell documents no way to look a message up (its Platform
+API's status query is unconfirmed), so ``confirm_sent`` stays None and they are reported in doubt.
+Everything else (validation, batching, retries) is the pipeline of ``SmsHook``.
 API page: https://docs.clickatell.com/channels/sms-channels/sms-api-reference/#tag/SMS-API/operation/sendMessageREST_1
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -26,8 +31,8 @@ from airflow_provider_sms.core.errors import (
     SmsValidationError,
 )
 from airflow_provider_sms.core.phone import SentNumbers
-from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply
-from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult
+from airflow_provider_sms.core.pipeline import Call, Outgoing, Reply, current_journal
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, SentCheck
 from airflow_provider_sms.core.safeguards import validity_minutes
 from airflow_provider_sms.core.timestamps import as_utc, timestamp_or_none
 from airflow_provider_sms.hooks.base import SendAt, SmsHook
@@ -181,7 +186,9 @@ class ClickatellHook(SmsHook):
             times are refused. Sent as ``scheduledDeliveryTime``, ``2030-01-31T09:00:00+0000``.
         :param validity_period: minutes Clickatell keeps trying to deliver (``validityPeriod``); the
             hook's ``validity`` timedelta sets it for every send.
-        :param client_message_id: your reference for the message (``clientMessageId``).
+        :param client_message_id: your reference for the message (``clientMessageId``), on every request
+            of the send. Without one, a send under a send ledger (an operator's, the notifier's) gives
+            each request a UUID of its own, recorded in the ledger with the request's recipients.
         :param binary: send ``message`` as hex-encoded binary data.
         :param user_data_header: hex UDH for binary messages (``userDataHeader``).
         :param charset: the charset of ``message`` (``charset``), e.g. ``UTF-8``.
@@ -202,6 +209,8 @@ class ClickatellHook(SmsHook):
             options["validity_period"] = validity_period
         if client_message_id:
             options["client_message_id"] = str(client_message_id)
+        elif not dry_run and current_journal(self.conn_id) is not None:
+            options["client_message_id"] = None  # one per request, made as each is built
         if binary:
             if not _HEX.match(message or ""):
                 raise SmsValidationError("binary content must be hex-encoded bytes (e.g. '48656C6C6F')")
@@ -228,8 +237,11 @@ class ClickatellHook(SmsHook):
 
     @staticmethod
     def _fields(options: dict[str, Any], out: Outgoing) -> dict[str, Any]:
-        """Every optional field this message carries, by our name, in the documented order."""
+        """Every optional field this request carries, by our name, in the documented order (a
+        ``client_message_id`` of None is a new UUID, one per request)."""
         values = dict(options)
+        if "client_message_id" in values and values["client_message_id"] is None:
+            values["client_message_id"] = str(uuid.uuid4())
         if out.sender:
             values["sender"] = out.sender.lstrip("+")
         if out.send_at:
@@ -239,13 +251,16 @@ class ClickatellHook(SmsHook):
     def _json_call(self, options: dict[str, Any], batch: Sequence[str], out: Outgoing) -> Call:
         body: dict[str, Any] = {"content": out.message, "to": [n.lstrip("+") for n in batch]}
         json_names = {name: field for name, field, _ in _OPTIONAL_FIELDS}
-        body.update({json_names[name]: value for name, value in self._fields(options, out).items()})
-        return Call("POST", MESSAGES, json=body)
+        fields = self._fields(options, out)
+        body.update({json_names[name]: value for name, value in fields.items()})
+        return Call("POST", MESSAGES, json=body, ref=fields.get("client_message_id"))
 
     def _xml_call(self, options: dict[str, Any], batch: Sequence[str], out: Outgoing) -> Call:
-        document = build_xml(out.message, [n.lstrip("+") for n in batch], self._fields(options, out))
+        fields = self._fields(options, out)
+        document = build_xml(out.message, [n.lstrip("+") for n in batch], fields)
         headers = {"Content-Type": "application/xml", "Accept": "application/xml"}
-        return Call("POST", MESSAGES, data=document, headers=headers, expect="text")
+        ref = fields.get("client_message_id")
+        return Call("POST", MESSAGES, data=document, headers=headers, expect="text", ref=ref)
 
     # --- answers ----------------------------------------------------------------------------------
 
@@ -327,6 +342,12 @@ class ClickatellHook(SmsHook):
             at=timestamp_or_none(_number_or_text(item.get("timestamp"))),
             raw=item,
         )
+
+    def confirm_sent(self, numbers: Sequence[str], message: str, *, since: datetime) -> SentCheck | None:
+        """None: Clickatell documents no way to ask whether it took a message (its Platform API has no
+        confirmed status query; status comes only as callbacks), so recipients in doubt stay reported
+        in doubt, named by their request's ``clientMessageId`` in the log, and are not resent."""
+        return None
 
     def check_credentials(self) -> None:
         """Post a request with no recipient: nothing can be sent, but a bad key answers 401/403."""

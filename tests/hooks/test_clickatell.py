@@ -192,3 +192,104 @@ def test_test_connection_sends_no_recipient(hook: ClickatellHook, requests_mock:
     requests_mock.post(URL, status_code=401, json={"error": "Invalid or missing Auth token"})
     ok, message = ClickatellHook().test_connection()
     assert not ok and TOKEN not in message
+
+
+# --- clientMessageId under the send ledger ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_format", ["json", "xml"])
+def test_under_a_send_ledger_each_request_carries_its_own_client_message_id_and_the_ledger_keeps_it(
+    make_conn: Any, requests_mock: Any, request_format: str
+) -> None:
+    import uuid
+
+    from airflow_provider_sms.core.delivery import send_once
+    from airflow_provider_sms.state.ledger import MemoryStore, SendLedger
+
+    make_conn("ck", "clickatell", request_format=request_format)
+
+    def sent(request: Any) -> tuple[list[str], str | None]:
+        if request_format == "xml":
+            root = xml_root(request.body)
+            return [n.text or "" for n in root.findall("To")], root.findtext("ClientMessageId")
+        return request.json()["to"], request.json().get("clientMessageId")
+
+    def reply(request: Any, context: Any) -> Any:
+        context.status_code = 202
+        return answer(*sent(request)[0])
+
+    if request_format == "xml":
+        requests_mock.post(URL, status_code=202, text=lambda request, context: xml_answer(sent(request)[0]))
+    else:
+        requests_mock.post(URL, json=reply)
+    numbers = [f"+6140000000{i}" for i in range(5)]
+    hook = ClickatellHook("ck", batch_size=2, max_workers=2)
+    ledger = SendLedger(MemoryStore())
+    result = send_once(ledger, numbers, "hi", lambda todo: hook.send_sms(todo, "hi"), provider="clickatell")
+    assert len(result.accepted) == 5
+    refs = {}
+    for request in requests_mock.request_history:
+        to, ref = sent(request)
+        assert ref is not None and str(uuid.UUID(ref)) == ref  # a UUID, as the docs' example shows
+        refs.update({"+" + n: ref for n in to})
+    assert len(set(refs.values())) == 3  # one per request (2 + 2 + 1 recipients)
+    view = SendLedger(ledger.store).view().of("hi")
+    assert {n: view[n].ref for n in numbers} == refs  # each number with its request's reference
+
+
+def xml_answer(to: list[str]) -> str:
+    messages = "".join(
+        f"<Message><ApiMessageId>api-{n}</ApiMessageId><Accepted>true</Accepted><To>{n}</To></Message>" for n in to
+    )
+    return f'<?xml version="1.0"?><SendMessagesResponse><Messages>{messages}</Messages></SendMessagesResponse>'
+
+
+def test_without_a_ledger_no_client_message_id_is_made_up_and_a_given_one_is_kept(
+    make_conn: Any, requests_mock: Any
+) -> None:
+    from airflow_provider_sms.core.delivery import send_once
+    from airflow_provider_sms.state.ledger import MemoryStore, SendLedger
+
+    make_conn("ck", "clickatell")
+    requests_mock.post(URL, status_code=202, json=answer("61400000001"))
+    hook = ClickatellHook("ck")
+    hook.send_sms("+61400000001", "hi")  # a plain hook call: nothing to record it in
+    assert "clientMessageId" not in requests_mock.request_history[-1].json()
+    ledger = SendLedger(MemoryStore())
+    send = lambda todo: hook.send_message(todo, "hi", client_message_id="mine")  # noqa: E731
+    send_once(ledger, ["+61400000001"], "hi", send, provider="clickatell")
+    assert requests_mock.request_history[-1].json()["clientMessageId"] == "mine"  # the user's, as given
+    assert SendLedger(ledger.store).view().of("hi")["+61400000001"].ref == "mine"
+
+
+def test_recipients_in_doubt_are_named_by_their_client_message_id_and_not_resent(
+    make_conn: Any, requests_mock: Any, caplog: Any
+) -> None:
+    import logging
+
+    from requests.exceptions import ReadTimeout
+
+    from airflow_provider_sms.core.delivery import send_once
+    from airflow_provider_sms.state.ledger import MemoryStore, SendLedger
+
+    make_conn("ck", "clickatell")
+    store = MemoryStore()
+    # the first try's request went out and its answer never came (the connection dropped every attempt)
+    requests_mock.post(URL, exc=ReadTimeout)
+    hook = ClickatellHook("ck", max_retries=0)
+    with pytest.raises(SmsDeliveryUnknownError):
+        send_once(SendLedger(store), ["+61400000001"], "hi", lambda t: hook.send_sms(t, "hi"), provider="clickatell")
+    ref = requests_mock.request_history[0].json()["clientMessageId"]
+    requests_mock.reset_mock()
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_sms.core.delivery"):
+        result = send_once(
+            SendLedger(store, try_number=2),
+            ["+61400000001"],
+            "hi",
+            lambda t: hook.send_sms(t, "hi"),
+            provider="clickatell",
+            confirm=lambda conn, numbers, message, since: hook.confirm_sent(numbers, message, since=since),
+        )
+    assert requests_mock.request_history == []  # nothing resent, nothing asked: Clickatell has no lookup
+    assert result.in_doubt == ["+61400000001"]
+    assert ref in caplog.text  # the reference Clickatell's status callbacks echo, to look them up by

@@ -6,8 +6,9 @@ process (``airflow worker -- <ti id>``, a child of the executor's worker) is SIG
 pid, and Airflow's retry runs the send again. The retry reads the send ledger (Airflow 3.3's task state
 store, written through the execution API by the killed try), asks the provider about the requests
 that were in flight (Cloudware's listing, Cellcast's sent-message list), and sends only to the rest.
-Cellcast takes the 500 in one request: killed while that request is in flight, all 500 are in doubt
-until Cellcast's list says whether it took them.
+What the killed try left in doubt, read from the ledger's rows in Postgres, is at most the requests in
+flight: Cloudware's pool of 16 one-message requests; Cellcast's one request of 500 (killed while it is
+in flight, all 500 are in doubt until Cellcast's list says whether it took them).
 """
 
 from __future__ import annotations
@@ -90,6 +91,32 @@ def task_process(real: RealAirflow, dag_id: str, run_id: str) -> Any:
     return None
 
 
+def left_in_doubt(database_url: str, dag_id: str, run_id: str) -> int:
+    """Recipients the killed first try left in doubt: its chunks of the ledger (the rows the execution API
+    wrote to Airflow's ``task_state_store``), read with the ledger's own reader."""
+    import json
+
+    import sqlalchemy as sa
+
+    from airflow_provider_sms.state.ledger import KEY, MemoryStore, SendLedger
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT key, value FROM task_state_store WHERE dag_id = :d AND run_id = :r AND task_id = :t"),
+                {"d": dag_id, "r": run_id, "t": "send"},
+            ).all()
+    finally:
+        engine.dispose()
+    chunks = {int(key.rsplit("/", 1)[1]): json.loads(value) for key, value in rows if key.startswith(f"{KEY}/")}
+    first = MemoryStore()
+    while len(first.chunks) in chunks and chunks[len(first.chunks)].get("try") == 1:
+        first.chunks[len(first.chunks)] = chunks[len(first.chunks)]
+    assert first.chunks, "the killed try wrote no ledger"
+    return SendLedger(first).view().in_doubt()
+
+
 def texts(sandbox: Any, provider: str) -> Counter[str]:
     return Counter(m["phone"] for m in sandbox.store.all(provider=provider) if m["direction"] == "out")
 
@@ -111,13 +138,15 @@ def run_killed(real: RealAirflow, sandbox: Any, provider: str, endpoint: str, la
         f"{real.url}/api/v2/dags/killed_{provider}/dagRuns/{run_id}/taskInstances/send/xcomEntries/return_value",
         timeout=30,
     )
-    return state, ti.json()["try_number"], sent_when_killed, xcom.json()["value"]
+    return state, ti.json()["try_number"], sent_when_killed, xcom.json()["value"], run_id
 
 
-def test_cloudware_killed_mid_send_then_retried_texts_each_recipient_once(stack: tuple[RealAirflow, Any]) -> None:
+def test_cloudware_killed_mid_send_then_retried_texts_each_recipient_once(
+    stack: tuple[RealAirflow, Any], fresh_postgres_url: str
+) -> None:
     real, sandbox = stack
     # 16 requests at a time, 640 ms each: 500 recipients take about 20 s
-    state, tries, sent_when_killed, result = run_killed(
+    state, tries, sent_when_killed, result, run_id = run_killed(
         real, sandbox, "cloudware", "/v1/sms/send", 640, lambda: sum(texts(sandbox, "cloudware").values()) >= 150
     )
     assert 150 <= sent_when_killed < RECIPIENTS  # killed midway
@@ -125,18 +154,25 @@ def test_cloudware_killed_mid_send_then_retried_texts_each_recipient_once(stack:
     got = texts(sandbox, "cloudware")
     assert set(got) == set(CLOUDWARE_TO) and max(got.values()) == 1  # nobody twice, nobody left out
     assert result["in_doubt"] == [] and len(result["accepted"]) == RECIPIENTS  # one result for both tries
+    doubt = left_in_doubt(fresh_postgres_url, "killed_cloudware", run_id)
+    assert 1 <= doubt <= 16  # at most the requests in flight (16 threads x 1 message), all settled by asking
+    assert sandbox.faults.stats()["requests"].get("GET /v1/sms/messages")  # the retry asked first
+    print(f"cloudware: killed after {sent_when_killed} texts; {doubt} in doubt in the ledger, 0 after asking")
 
 
-def test_cellcast_killed_mid_request_then_retried_texts_each_recipient_once(stack: tuple[RealAirflow, Any]) -> None:
+def test_cellcast_killed_mid_request_then_retried_texts_each_recipient_once(
+    stack: tuple[RealAirflow, Any], fresh_postgres_url: str
+) -> None:
     real, sandbox = stack
 
     def in_flight() -> bool:
         return bool(sandbox.faults.stats()["requests"].get("POST /api/v1/gateway"))
 
     # one request for the 500 (Cellcast takes 1,000 a call), held 20 s by the sandbox: killed meanwhile
-    state, tries, _sent, result = run_killed(real, sandbox, "cellcast", "/api/v1/gateway", 20_000, in_flight)
+    state, tries, _sent, result, run_id = run_killed(real, sandbox, "cellcast", "/api/v1/gateway", 20_000, in_flight)
     assert (state, tries) == ("success", 2)
     got = texts(sandbox, "cellcast")
     assert set(got) == set(CELLCAST_TO) and max(got.values()) == 1  # nobody twice, nobody left out
     assert result["in_doubt"] == [] and len(result["accepted"]) == RECIPIENTS
     assert sandbox.faults.stats()["requests"].get("GET /api/v2/report/message")  # the retry asked first
+    assert left_in_doubt(fresh_postgres_url, "killed_cellcast", run_id) == RECIPIENTS  # one request's worth
