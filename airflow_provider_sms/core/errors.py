@@ -168,6 +168,18 @@ class SmsDeliveryUnknownError(SmsError):
     )
 
 
+class SmsOptOutRegisterUnavailableError(SmsError):
+    """The opt-out register could not be read (the metadata database or the API server is down), so
+    the send stopped before any request: texting someone who replied STOP is worse than a late text."""
+
+    code = "opt_out_register_unavailable"
+    retryable = True
+    advice = (
+        "the opt-out register could not be read, so nothing was sent; try again once Airflow's metadata "
+        "database is reachable (respect_opt_out=False skips the register, for texts to your own staff only)"
+    )
+
+
 _CREDIT_WORDS = r"balance|credit|recharge|insufficient funds"
 _AUTH_WORDS = r"token|unauthori[sz]ed|unauthenticated|api key|credentials"
 

@@ -5,13 +5,15 @@ E.164 like every other number), whose text matches ``match``: a regular expressi
 text, or a list of keywords matched case-insensitively as whole words. The hooks list messages newest
 first and stop paging at ``since``; ``scan_replies`` walks that stream once, keeping only the earliest
 match (the first answer counts) and the newest time seen (the cursor for the next poll).
+``poll_replies`` also hands every STOP/START reply it sees (``opt_out_word``), from anyone, to the
+hook's ``note_inbound``, so each poll feeds the opt-out register.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,26 @@ CLOCK_SKEW = timedelta(minutes=5)
 REPLY_SKEW = timedelta(seconds=1)
 # The shortest poll interval any sensor or trigger accepts (seconds): a shorter one would spin the poll.
 MIN_POLL_INTERVAL = 1.0
+
+# The replies that opt a number out of texts, or back in (``state.opt_outs`` keeps the register).
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+_ONE_WORD = re.compile(r"[\W_]*([^\W\d_]+)[\W_]*")
+
+
+def opt_out_word(text: str | None) -> str | None:
+    """``"stop"`` when the whole text is an opt-out word (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT),
+    ``"start"`` for START or UNSTOP, else None; any case, with spaces and punctuation around it
+    (``" Stop! "``), never a word inside a longer text (``"don't stop"`` is None)."""
+    found = _ONE_WORD.fullmatch(text or "")
+    if found is None:
+        return None
+    word = found.group(1).upper()
+    if word in OPT_OUT_WORDS:
+        return "stop"
+    if word in OPT_IN_WORDS:
+        return "start"
+    return None
 
 
 def check_poll_interval(seconds: Any, *, name: str = "poll_interval") -> float:
@@ -142,12 +164,25 @@ def scan_replies(
 
 
 def poll_replies(hook: Any, flt: InboundFilter, *, keep_all: bool = False, stop_at: float | None = None) -> Scan:
-    """One poll: list what the provider received since the filter's cursor and scan it.
+    """One poll: list what the provider received since the filter's cursor and scan it; the STOP and
+    START replies among what was listed go to ``hook.note_inbound`` (the opt-out register).
 
     :param stop_at: a ``time.monotonic()`` deadline for the poll (paging stops there).
     """
     messages = hook.iter_messages(since=flt.since, stop_at=stop_at, known=flt.skip_ids)
-    return scan_replies(messages, flt, keep_all=keep_all)
+    keywords: list[InboundMessage] = []
+    scan = scan_replies(_noting_keywords(messages, keywords), flt, keep_all=keep_all)
+    note = getattr(hook, "note_inbound", None)
+    if keywords and note is not None:  # STOP and START from anyone, whatever this poll waits for
+        note(keywords)
+    return scan
+
+
+def _noting_keywords(messages: Iterable[InboundMessage], into: list[InboundMessage]) -> Iterator[InboundMessage]:
+    for message in messages:
+        if opt_out_word(message.text) is not None:
+            into.append(message)
+        yield message
 
 
 def advance(flt: InboundFilter, scan: Scan) -> InboundFilter:

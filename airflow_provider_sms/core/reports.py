@@ -130,7 +130,11 @@ def poll(hook: Any, tracked: Tracked, known: Mapping[str, DeliveryReport]) -> di
     waiting = pending(tracked, known)
     if not waiting:
         return dict(known)
-    return merge_reports(known, hook.get_delivery_reports(waiting), tracked)
+    reports = hook.get_delivery_reports(waiting)
+    note = getattr(hook, "note_reports", None)
+    if note is not None:  # opted-out recipients (``unsubscribed``) go to the opt-out register
+        note(reports)
+    return merge_reports(known, reports, tracked)
 
 
 def summary(tracked: Tracked, known: Mapping[str, DeliveryReport]) -> dict[str, Any]:

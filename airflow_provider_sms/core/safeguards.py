@@ -7,6 +7,8 @@ and the connection's extras (``ConnectionRules``: ``registered_senders``, ``allo
 the sender ID against the provider's documented rule and the registered list, a validity period
 against the providers that have one, recipients against the allowed countries (the others are
 rejected per number), and the estimate against the caps. Everything here refuses before any request.
+``screen_opt_outs`` runs first: recipients in the opt-out register become ``unsubscribed``, so the caps
+count only those who will be texted.
 """
 
 from __future__ import annotations
@@ -103,6 +105,24 @@ def check_validity(policy: SendPolicy, provider: str, hook_name: str) -> None:
         f"leave validity out or send through {able}",
         provider=provider,
     )
+
+
+def screen_opt_outs(prepared: Prepared, lookup: Callable[[list[str]], set[str] | None]) -> None:
+    """Move the recipients the opt-out register holds from ``prepared.numbers`` to
+    ``prepared.result.unsubscribed``: no request is made for them, through any connection.
+
+    :param lookup: the opted-out numbers among those given (``state.opt_outs.OptOutRegister.check``),
+        or None where there is no register to consult (a plain script).
+    :raises SmsOptOutRegisterUnavailableError: from ``lookup``: the register cannot be read, so nothing
+        may be sent.
+    """
+    if not prepared.numbers:
+        return
+    opted_out = lookup(prepared.numbers)
+    if not opted_out:
+        return
+    prepared.result.unsubscribed += [n for n in prepared.numbers if n in opted_out]
+    prepared.numbers = [n for n in prepared.numbers if n not in opted_out]
 
 
 def screen(

@@ -12,17 +12,26 @@ import math
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_sms._compat import BaseHook
 from airflow_provider_sms.connections import CONNECTION_TYPES, field_behaviour, form_widgets
-from airflow_provider_sms.core.errors import SmsAuthError, SmsError, SmsUnsupportedFeatureError, SmsValidationError
+from airflow_provider_sms.core.errors import (
+    SmsAuthError,
+    SmsError,
+    SmsOptOutRegisterUnavailableError,
+    SmsUnsupportedFeatureError,
+    SmsValidationError,
+)
 from airflow_provider_sms.core.guard import DEFAULT_SEND_TIMEOUT, DEFAULT_THRESHOLD, SendGuard
 from airflow_provider_sms.core.phone import normalize_number, region_for_country_code
 from airflow_provider_sms.core.pipeline import Builder, DestinationRule, Parser, current_journal, prepare, run
 from airflow_provider_sms.core.results import DeliveryReport, InboundMessage, SendResult, SentCheck
-from airflow_provider_sms.core.safeguards import ConnectionRules, SendPolicy, screen
+from airflow_provider_sms.core.safeguards import ConnectionRules, SendPolicy, screen, screen_opt_outs
 from airflow_provider_sms.core.validation import DEFAULT_MAX_SEGMENTS, SendAt, validate_sender
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.state.opt_outs import OptOutRegister
 
 DEFAULT_READ_TIMEOUT = 30.0
 MAX_READ_TIMEOUT = 600.0
@@ -47,6 +56,10 @@ class SmsHook(BaseHook):
         the text goes as GSM-7; False sends exactly what was given.
     :param validity: how long the provider keeps trying to deliver (a ``timedelta``); only providers
         with a validity field take it (Clickatell), the others refuse it before sending.
+    :param respect_opt_out: check every recipient against the opt-out register (``state.opt_outs``)
+        before any request; those in it are reported ``unsubscribed`` and not texted. If the register
+        cannot be read, the send fails (retryable) before any request. False sends to everyone: only
+        for texts to your own staff (on-call alerts), never to customers.
     """
 
     conn_type: ClassVar[str]
@@ -76,9 +89,11 @@ class SmsHook(BaseHook):
         max_cost: float | None = None,
         smart_encoding: bool = True,
         validity: timedelta | None = None,
+        respect_opt_out: bool = True,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
+        self.respect_opt_out = bool(respect_opt_out)
         self.policy = SendPolicy.of(
             max_parts=max_parts, max_cost=max_cost, smart_encoding=smart_encoding, validity=validity
         )
@@ -144,6 +159,25 @@ class SmsHook(BaseHook):
     @cached_property
     def default_region(self) -> str | None:
         return region_for_country_code(self._extra("country_code") or self.default_country_code)
+
+    @cached_property
+    def opt_outs(self) -> OptOutRegister:
+        """The opt-out register this hook checks and feeds (Airflow Variables, as this process reaches them)."""
+        from airflow_provider_sms.state.opt_outs import OptOutRegister
+
+        return OptOutRegister()
+
+    def note_inbound(self, messages: Iterable[InboundMessage]) -> None:
+        """Record the STOP and START replies among ``messages`` in the opt-out register (never raises)."""
+        from airflow_provider_sms.state.opt_outs import note_inbound
+
+        note_inbound(messages, self.conn_id, register=self.opt_outs)
+
+    def note_reports(self, reports: Iterable[DeliveryReport]) -> None:
+        """Record the recipients that delivery reports say opted out (never raises)."""
+        from airflow_provider_sms.state.opt_outs import note_reports
+
+        note_reports(reports, self.conn_id, register=self.opt_outs)
 
     def auth_headers(self) -> dict[str, str]:
         """The auth header in the provider's documented form (Bearer unless overridden)."""
@@ -265,6 +299,16 @@ class SmsHook(BaseHook):
             max_segments=self.max_segments,
             max_chars=max_chars,
         )
+        if self.respect_opt_out:
+            try:
+                screen_opt_outs(prepared, lambda numbers: self.opt_outs.check(numbers, conn_id=self.conn_id))
+            except SmsOptOutRegisterUnavailableError as err:  # fail closed: nobody is sent to
+                for number in prepared.numbers:
+                    prepared.result.add_rejected(number, err.code, "not sent: the opt-out register could not be read")
+                prepared.result.dry_run = dry_run
+                err.result = prepared.result.mark_connection(self.conn_id)
+                raise
+        held = set(prepared.result.unsubscribed)  # the register's; the provider may report more
         plan = screen(
             prepared,
             self.policy,
@@ -275,7 +319,7 @@ class SmsHook(BaseHook):
             replaced=text.replaced,
             dry_run=dry_run,
         )
-        if not prepared.numbers:  # everyone was refused before any request (allowed_countries, destination)
+        if not prepared.numbers:  # everyone was refused before any request (opt-outs, allowed_countries, destination)
             prepared.result.dry_run = dry_run
             return prepared.result.mark_connection(self.conn_id)
         client = self.client  # built for a dry run too: the connection is checked the same way
@@ -294,11 +338,22 @@ class SmsHook(BaseHook):
             )
         except SmsError as err:
             if err.result is not None:
+                self._note_refused(err.result, held)
                 err.result.mark_connection(self.conn_id)
             raise
+        if not dry_run:
+            self._note_refused(result, held)
         if dry_run and plan is not None:
             result.estimate = plan.to_dict()
         return result.mark_connection(self.conn_id)
+
+    def _note_refused(self, result: SendResult, ours: set[str]) -> None:
+        """Numbers the provider refused as opted out (not those the register held back) join the register."""
+        reported = [n for n in result.unsubscribed if n not in ours]
+        if reported:
+            from airflow_provider_sms.state.opt_outs import note_unsubscribed
+
+            note_unsubscribed(reported, self.conn_id, register=self.opt_outs)
 
     def number_or_raw(self, raw: str) -> str:
         """A number from a provider's answer in E.164, or as written when it is not a phone number."""

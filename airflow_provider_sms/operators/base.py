@@ -78,6 +78,10 @@ class SmsBaseOperator(BaseOperator):
         one stray character does not turn the text into UCS-2 parts; False sends exactly what was given.
     :param validity: how long the provider may keep trying to deliver, a ``timedelta`` in whole minutes
         (Clickatell's ``validityPeriod``); providers without one refuse it before sending.
+    :param respect_opt_out: skip recipients in the opt-out register (they replied STOP, or a provider
+        reported them opted out): they are reported ``unsubscribed`` and no request is made for them,
+        through any connection, fallbacks included. If the register cannot be read the task fails,
+        retryable, before any request. Set False only for texts to your own staff (on-call alerts).
     """
 
     ui_color = "#d6f5e3"
@@ -93,11 +97,13 @@ class SmsBaseOperator(BaseOperator):
         max_cost: float | None = None,
         smart_encoding: bool = True,
         validity: timedelta | None = None,
+        respect_opt_out: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_sms.core.safeguards import SendPolicy
 
+        self.respect_opt_out = respect_opt_out
         SendPolicy.of(max_parts=max_parts, max_cost=max_cost, smart_encoding=smart_encoding, validity=validity)
         self.max_parts = max_parts
         self.max_cost = max_cost
@@ -123,6 +129,8 @@ class SmsBaseOperator(BaseOperator):
             kwargs["smart_encoding"] = False
         if self.validity is not None:
             kwargs["validity"] = self.validity
+        if not self.respect_opt_out:
+            kwargs["respect_opt_out"] = False
         return kwargs
 
     def deliver(self, context: Context, send: Callable[[], SendResult]) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class _SmsAnswerable(BaseOperator):
 
     A ``BaseOperator`` itself (first in each operator's bases) so Airflow wraps its ``__init__`` as it
     wraps every operator's.
+
+    :param respect_opt_out: do not text the question to numbers in the opt-out register (reported
+        ``unsubscribed``); False only for questions to your own staff who asked to be paged regardless.
     """
 
     sms_template_fields: Sequence[str] = ("sms_conn_id", "to", "message", "sender")
@@ -101,11 +104,13 @@ class _SmsAnswerable(BaseOperator):
         sender: str | None = None,
         sms_answers: Mapping[str, str] | None = None,
         poll_interval: float = 5.0,
+        respect_opt_out: bool = True,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_sms.core.inbound import check_poll_interval
 
         super().__init__(**kwargs)
+        self.respect_opt_out = respect_opt_out
         self.sms_conn_id = sms_conn_id
         self.to = to
         self.message = message
@@ -118,7 +123,8 @@ class _SmsAnswerable(BaseOperator):
 
         from airflow_provider_sms.core.phone import prepare_recipients
         from airflow_provider_sms.hooks import get_sms_hook
-        from airflow_provider_sms.notifications.sms import hitl_message, send_sms_once
+        from airflow_provider_sms.notifications.once import send_sms_once
+        from airflow_provider_sms.notifications.sms import hitl_message
         from airflow_provider_sms.state.questions import choose_reference
         from airflow_provider_sms.triggers.hitl import SmsHITLTrigger
 
@@ -138,7 +144,7 @@ class _SmsAnswerable(BaseOperator):
         op.hitl_summary_extra["timeout_datetime"] = timeout.isoformat() if timeout else None
         registered_at = datetime.now(timezone.utc)
         try:
-            hook = get_sms_hook(self.sms_conn_id)
+            hook = get_sms_hook(self.sms_conn_id, respect_opt_out=self.respect_opt_out)
             phones, invalid = prepare_recipients(list_from_template(self.to), hook.default_region)
             if invalid or not phones:
                 raise SmsValidationError(f"cannot text the question to {[r['to'] for r in invalid] or 'nobody'}")

@@ -3,7 +3,8 @@
 Where a kind is kept depends on who must reach it, always through Airflow's own means: the send ledger
 (``ledger``), written by task workers, which on Airflow 3 may not open the metadata database, lives in
 Airflow's task state store or Variables; the open approval questions and the replies they consumed
-(``questions``), which tasks and triggers both claim, are Variable keys; state kept by the API server
+(``questions``), which tasks and triggers both claim, are Variable keys, and so is the opt-out register
+(``opt_outs``), which every sender reads and every path that sees a reply writes; state kept by the API server
 plugin (``webhook_receipts``) lives in the provider's own small tables in Airflow's metadata database,
 in the same transaction as the Airflow rows it goes with. This package gives those tables their common
 ground: each is named ``sms_<what>`` and declared on the shared ``metadata`` below (not Airflow's, so

@@ -17,7 +17,8 @@ status word for a report); a reply the provider gave no id is identified by prov
 text and the provider's time (none when it gave none), so a retry is recognised. A report that is not
 final arriving after a final one for the same message (an out-of-order callback) is acknowledged and
 dropped, so ``sent`` never follows ``delivered``. An asset exists once a DAG refers to it; a call for an
-asset no DAG uses is acknowledged, logged and not recorded.
+asset no DAG uses is acknowledged, logged and not recorded. STOP/START replies and opted-out delivery
+reports also go to the opt-out register (``state.opt_outs``), in the same transaction, used asset or not.
 """
 
 from __future__ import annotations
@@ -110,6 +111,32 @@ def check_recordable(items: Iterable[_Item]) -> None:
             raise Unrecordable(f"a {item.kind} item holds a NUL character")
 
 
+def _note_opt_outs(session: Any, conn_id: str, messages: list[InboundMessage], reports: list[DeliveryReport]) -> None:
+    """STOP/START replies and opted-out reports go to the opt-out register in the call's transaction,
+    whether or not a DAG uses the assets: a database fault fails the call (the provider sends it again,
+    so no STOP is lost); any other failure is logged and the events are still recorded."""
+    import sqlalchemy as sa
+
+    from airflow_provider_sms.state import opt_outs
+    from airflow_provider_sms.state.variables import VariableKeys
+
+    if not any(opt_outs.opt_out_word(m.text) for m in messages) and not any(
+        r.status == "unsubscribed" for r in reports
+    ):
+        return
+    from airflow_provider_sms.state import webhook_receipts
+
+    webhook_receipts.ensure(session)  # its own transaction: before this one writes anything (SQLite locks)
+    register = opt_outs.OptOutRegister(VariableKeys(session))
+    try:
+        opt_outs.note_inbound(messages, conn_id, register=register, strict=True)
+        opt_outs.note_reports(reports, conn_id, register=register, strict=True)
+    except sa.exc.SQLAlchemyError:
+        raise
+    except Exception as err:
+        log.warning("SMS webhook: the opt-out register was not updated (%s)", type(err).__name__)
+
+
 @functools.cache
 def _takes_callback_sink(register: Callable[..., Any]) -> bool:
     """Airflow 3.3's ``register_asset_change`` can hand its listener calls back to run after the commit."""
@@ -134,6 +161,7 @@ class AssetRecorder:
 
         from airflow_provider_sms.state import describe_fault, is_transient
 
+        messages, reports = list(messages), list(reports)
         items = _items(conn_id, messages, reports)
         if not items:
             return Recorded()
@@ -141,6 +169,7 @@ class AssetRecorder:
         callbacks: list[Callable[[], None]] = []
         try:
             with create_session() as session:
+                _note_opt_outs(session, conn_id, messages, reports)
                 outcome = self._record(session, conn_id, items, callbacks)
         except sa.exc.DataError as err:
             raise Unrecordable("the database refused a value of this call") from err

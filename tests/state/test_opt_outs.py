@@ -1,0 +1,505 @@
+"""The opt-out register: its words and ordering rules, and every path that feeds or consults it, run for
+real (the sandbox over loopback, the suite's Airflow metadata database through the ORM, the shared
+inbox stream, the webhook recorder)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_sms.core.errors import SmsOptOutRegisterUnavailableError
+from airflow_provider_sms.core.results import DeliveryReport, InboundMessage
+from airflow_provider_sms.state import opt_outs
+from airflow_provider_sms.state.opt_outs import OPTED_IN, OPTED_OUT, OptOutRegister, digest, opt_out_word
+from airflow_provider_sms.state.variables import MemoryKeys, VariableKeys
+from tests.keystore import MemoryKeys as SharedMemoryKeys
+from tests.payloads import CLOUDWARE_OK
+
+T0 = datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc)
+ALICE, BOB, CAROL = "+61400000101", "+61400000102", "+61400000103"
+
+
+# --- words ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["STOP", "stop", " Stop! ", "STOPALL", "Unsubscribe.", "cancel", "END", "quit", "\n«Stop»\n", "stop..."],
+)
+def test_opt_out_words_in_any_case_with_punctuation_around(text: str) -> None:
+    assert opt_out_word(text) == "stop"
+
+
+@pytest.mark.parametrize("text", ["START", "start", " Unstop ", "START!"])
+def test_opt_in_words(text: str) -> None:
+    assert opt_out_word(text) == "start"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "yes", "don't stop", "stop please", "STOP 2", "stopped", "the end", "s t o p", None, "STOP ALL"]
+)
+def test_a_word_inside_a_longer_text_or_any_other_word_is_not_an_opt_out(text: str | None) -> None:
+    assert opt_out_word(text) is None
+
+
+# --- the register over a key store -----------------------------------------------------------------
+
+
+def register() -> OptOutRegister:
+    return OptOutRegister(MemoryKeys())
+
+
+def test_add_check_remove_and_the_stored_value() -> None:
+    reg = register()
+    assert reg.add(ALICE, source="cli", by="ops", at=T0) is True
+    assert reg.add("+61 400 000 101", source="cli", at=T0) is False  # the same number, normalized
+    assert reg.opted_out([ALICE, BOB]) == {ALICE}
+    store = reg.store
+    assert isinstance(store, MemoryKeys)
+    key = OPTED_OUT + digest(ALICE)
+    assert list(store.values) == [key] and ALICE not in key  # the key holds a hash, not the number
+    entry = reg.get(ALICE)
+    assert entry is not None
+    assert (entry.number, entry.at, entry.source, entry.by) == (ALICE, T0, "cli", "ops")
+    assert reg.remove(ALICE, source="cli", at=T0 + timedelta(minutes=1)) is True
+    assert reg.opted_out([ALICE]) == set()
+    assert reg.remove(BOB, source="cli") is False
+
+
+def test_the_later_event_wins_whatever_order_they_arrive_in() -> None:
+    reg = register()
+    reg.remove(ALICE, source="reply:c", at=T0 + timedelta(minutes=5))  # START at 09:05 arrives first
+    assert reg.add(ALICE, source="reply:c", at=T0) is False  # the STOP of 09:00, late: it stays opted in
+    assert reg.opted_out([ALICE]) == set()
+    assert reg.add(ALICE, source="reply:c", at=T0 + timedelta(minutes=6)) is True  # a newer STOP counts
+    assert reg.remove(ALICE, source="reply:c", at=T0 + timedelta(minutes=5)) is False  # older START: ignored
+    assert reg.opted_out([ALICE]) == {ALICE}
+    reg.add(BOB, source="reply:c", at=T0)
+    assert reg.remove(BOB, source="reply:c", at=T0) is False  # a tie: the opt-out stands
+    assert reg.opted_out([BOB]) == {BOB}
+
+
+def test_entries_lists_every_opt_out_newest_first_and_not_the_opt_ins() -> None:
+    reg = register()
+    reg.add(ALICE, source="cli", at=T0)
+    reg.add(BOB, source="provider:cellcast_default", word="unsubscribed", at=T0 + timedelta(hours=1))
+    reg.remove(CAROL, source="cli", at=T0)
+    assert [(e.number, e.source) for e in reg.entries()] == [(BOB, "provider:cellcast_default"), (ALICE, "cli")]
+    assert any(k.startswith(OPTED_IN) for k in reg.store.keys("sms_"))
+
+
+def test_a_value_written_by_hand_still_opts_the_number_out() -> None:
+    store = MemoryKeys()
+    store.set(OPTED_OUT + digest(ALICE), "not json")
+    assert OptOutRegister(store).opted_out([ALICE]) == {ALICE}
+
+
+def test_an_unreadable_register_fails_the_check_closed() -> None:
+    class Down(SharedMemoryKeys):
+        def get_many(self, keys: Any) -> dict[str, str]:
+            raise ConnectionError("database unreachable")
+
+    with pytest.raises(SmsOptOutRegisterUnavailableError) as caught:
+        OptOutRegister(Down()).check([ALICE])
+    assert caught.value.retryable and caught.value.code == "opt_out_register_unavailable"
+    assert ALICE not in str(caught.value)
+
+
+def test_with_no_metadata_database_the_check_says_so_once_and_consults_nothing(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoTable(VariableKeys):
+        def get_many(self, keys: Any) -> dict[str, str]:
+            raise RuntimeError("no such table: variable")
+
+    monkeypatch.setattr(opt_outs, "_told_no_database", type(opt_outs._told_no_database)())
+    monkeypatch.setattr(OptOutRegister, "_no_database", lambda self: True)
+    reg = OptOutRegister(NoTable())
+    with caplog.at_level(logging.WARNING, logger=opt_outs.__name__):
+        assert reg.check([ALICE]) is None
+        assert reg.check([BOB]) is None
+        assert opt_outs.note_inbound([msg("STOP")], "inbox", register=reg) == 0  # nothing to write to
+    assert sum("not consulted" in r.message for r in caplog.records) == 1
+    assert not any("could not record" in r.message for r in caplog.records)
+
+
+class CountingKeys(VariableKeys):
+    """Variables as a task sees them, counted: one call per ``get`` round trip, one per listed page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.memory = MemoryKeys()
+        self.calls = {"get": 0, "keys": 0}
+
+    def get_many(self, keys: Any) -> dict[str, str]:
+        wanted = list(keys)
+        self.calls["get"] += len(wanted)
+        return self.memory.get_many(wanted)
+
+    def keys(self, prefix: str) -> list[str]:
+        self.calls["keys"] += 1
+        return self.memory.keys(prefix)
+
+
+def test_in_a_task_a_small_send_asks_per_recipient_and_a_large_one_lists_the_register_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(opt_outs, "in_task_runtime", lambda: True)
+    monkeypatch.setattr(opt_outs, "keys_listable", lambda: True)
+    store = CountingKeys()
+    reg = OptOutRegister(store)
+    store.memory.set(OPTED_OUT + digest(ALICE), "{}")
+    assert reg.opted_out([ALICE, BOB]) == {ALICE}
+    assert store.calls == {"get": 2, "keys": 0}
+    many = [f"+614{i:08d}" for i in range(opt_outs.SMALL_SEND + 1)] + [ALICE]
+    assert reg.opted_out(many) == {ALICE}
+    assert store.calls == {"get": 2, "keys": 1}
+    monkeypatch.setattr(opt_outs, "keys_listable", lambda: False)  # Airflow 3.0-3.2: no listing from a task
+    assert reg.opted_out(many) == {ALICE}
+    assert store.calls == {"get": 2 + len(many), "keys": 1}
+
+
+def msg(text: str, sender: str = ALICE, at: datetime = T0, provider: str = "cloudware") -> InboundMessage:
+    return InboundMessage(provider, f"m-{sender}-{text}-{at.timestamp()}", sender, None, text, at)
+
+
+def test_note_inbound_records_stop_and_start_and_skips_what_is_not_a_number() -> None:
+    reg = register()
+    changed = opt_outs.note_inbound(
+        [msg("Stop"), msg("STOP", sender="ACME"), msg("yes", sender=BOB), msg("quit", sender=CAROL)],
+        "inbox",
+        register=reg,
+    )
+    assert changed == 2 and reg.opted_out([ALICE, BOB, CAROL]) == {ALICE, CAROL}
+    entry = reg.get(ALICE)
+    assert entry is not None and (entry.source, entry.word, entry.at) == ("reply:inbox", "Stop", T0)
+    assert opt_outs.note_inbound([msg("start", at=T0 + timedelta(seconds=1))], "inbox", register=reg) == 1
+    assert reg.opted_out([ALICE]) == set()
+
+
+def test_a_register_write_that_fails_is_logged_masked_and_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
+    class ReadOnly(SharedMemoryKeys):
+        def set(self, key: str, value: str) -> None:
+            raise ConnectionError("API server unreachable")
+
+    with caplog.at_level(logging.WARNING):
+        assert opt_outs.note_inbound([msg("STOP")], "inbox", register=OptOutRegister(ReadOnly())) == 0
+        assert opt_outs.note_unsubscribed([BOB], "cellcast_default", register=OptOutRegister(ReadOnly())) == 0
+    text = caplog.text
+    assert "could not record" in text and ALICE not in text and BOB not in text and "+614*****101" in text
+
+
+def test_note_reports_records_only_unsubscribed_reports() -> None:
+    reg = register()
+    reports = [
+        DeliveryReport("clickatell", "m1", ALICE, "unsubscribed", "21", T0),
+        DeliveryReport("clickatell", "m2", BOB, "delivered", "5", T0),
+        DeliveryReport("cellcast", "m3", None, "unsubscribed"),
+    ]
+    assert opt_outs.note_reports(reports, "clickatell_default", register=reg) == 1
+    entry = reg.get(ALICE)
+    assert entry is not None and entry.source == "provider:clickatell_default" and entry.word == "21"
+
+
+# --- real paths: the suite's metadata database, the sandbox, the stream, the webhook -----------------
+
+
+@pytest.fixture
+def orm_register(airflow_db: None) -> Iterator[OptOutRegister]:
+    """The register in the suite's Airflow metadata database (SQLite, through the ORM), emptied."""
+    reg = OptOutRegister()
+    store = reg.store
+
+    def empty() -> None:
+        for prefix in (OPTED_OUT, OPTED_IN):
+            for key in store.keys(prefix):
+                store.delete(key)
+
+    empty()
+    yield reg
+    empty()
+
+
+def sent_to(sandbox: Any, phone: str) -> list[dict[str, Any]]:
+    return [m for m in sandbox.store.all(phone=phone) if m["direction"] == "out"]
+
+
+def test_a_send_skips_an_opted_out_number_with_no_request_for_it(
+    orm_register: OptOutRegister, make_conn: Any, sandbox: Any
+) -> None:
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("cw", "cloudware", host=sandbox.url)
+    orm_register.add(BOB, source="cli", at=T0)
+    result = get_sms_hook("cw").send_sms([ALICE, BOB], "The office is closed today")
+    assert result.unsubscribed == [BOB] and [a["to"] for a in result.accepted] == [ALICE]
+    assert result.requests == 1  # Cloudware takes one recipient a call: only Alice's went out
+    assert sent_to(sandbox, BOB) == [] and len(sent_to(sandbox, ALICE)) == 1
+    everyone = get_sms_hook("cw", respect_opt_out=False).send_sms([BOB], "On-call: the load failed")
+    assert [a["to"] for a in everyone.accepted] == [BOB] and len(sent_to(sandbox, BOB)) == 1
+
+
+def test_failover_never_sends_to_an_opted_out_number(
+    orm_register: OptOutRegister, make_conn: Any, requests_mock: Any
+) -> None:
+    from airflow_provider_sms.core.delivery import send_with_failover
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("primary", "clickatell", host="https://primary.example")
+    make_conn("backup", "cloudware", host="https://backup.example")
+    primary = requests_mock.post("https://primary.example/messages", status_code=401, json={"error": "bad key"})
+    backup = requests_mock.post("https://backup.example/v1/sms/send", json=CLOUDWARE_OK)
+    orm_register.add(CAROL, source="reply:backup", at=T0)
+    result = send_with_failover(
+        [lambda: get_sms_hook("primary"), lambda: get_sms_hook("backup")], [ALICE, CAROL], "Your order shipped"
+    )
+    assert result.unsubscribed == [CAROL]
+    assert [a["to"] for a in result.accepted] == [ALICE]
+    for call in primary.request_history + backup.request_history:
+        assert "400000103" not in call.text
+    assert backup.call_count == 1
+
+
+def test_the_operator_fails_retryable_before_any_request_when_the_register_is_down(
+    make_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_sms._compat import AirflowFailException
+    from airflow_provider_sms.operators.send import SendSmsOperator
+
+    make_conn("cw_down", "cloudware", host="https://cw.example")
+    sent = requests_mock.post("https://cw.example/v1/sms/send", json=CLOUDWARE_OK)
+
+    def down(self: OptOutRegister, numbers: Any) -> set[str]:
+        raise ConnectionError("could not connect to server")
+
+    monkeypatch.setattr(OptOutRegister, "opted_out", down)
+    monkeypatch.setattr(OptOutRegister, "_no_database", lambda self: False)
+    from airflow_provider_sms.core.errors import SmsError
+    from airflow_provider_sms.hooks import get_sms_hook
+    from tests.operators.test_send import FakeTI
+
+    with pytest.raises(SmsOptOutRegisterUnavailableError) as caught:
+        get_sms_hook("cw_down").send_sms([ALICE, BOB], "hi")
+    assert [(r["to"], r["code"]) for r in caught.value.result.rejected] == [
+        (ALICE, "opt_out_register_unavailable"),
+        (BOB, "opt_out_register_unavailable"),
+    ]
+    operator = SendSmsOperator(task_id="notify", sms_conn_id="cw_down", to=[ALICE], message="hi")
+    ti = FakeTI()
+    with pytest.raises(SmsError, match="may be retried safely") as failed:
+        operator.execute({"ti": ti})  # type: ignore[arg-type]
+    assert not isinstance(failed.value, AirflowFailException)  # an ordinary error: Airflow retries it
+    assert ti.pushed["return_value"]["rejected"][0]["code"] == "opt_out_register_unavailable"
+    assert sent.call_count == 0
+    staff = SendSmsOperator(
+        task_id="page", sms_conn_id="cw_down", to=[ALICE], message="disk full", respect_opt_out=False
+    )
+    assert [a["to"] for a in staff.execute({"ti": FakeTI()})["accepted"]] == [ALICE]  # type: ignore[arg-type]
+    assert sent.call_count == 1
+
+
+def test_cellcast_unsubscribe_contacts_in_a_send_answer_join_the_register(
+    orm_register: OptOutRegister, make_conn: Any, sandbox: Any
+) -> None:
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("cc", "cellcast", host=sandbox.url)
+    sandbox.store.settings.unsubscribed = {BOB}  # Cellcast's own list: it answers with unsubscribeContacts
+    result = get_sms_hook("cc").send_sms([ALICE, BOB], "Sale starts today")
+    assert result.unsubscribed == [BOB]
+    entry = orm_register.get(BOB)
+    assert entry is not None and entry.source == "provider:cc"
+    again = get_sms_hook("cc").send_sms([ALICE, BOB], "Sale ends today")
+    assert again.unsubscribed == [BOB] and len(sent_to(sandbox, BOB)) == 0
+
+
+def test_a_stop_reply_seen_by_a_poll_joins_the_register_and_the_next_send_skips_it(
+    orm_register: OptOutRegister, make_conn: Any, sandbox: Any
+) -> None:
+    from airflow_provider_sms.core.inbound import build_filter, poll_replies
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("cw_in", "cloudware", host=sandbox.url)
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    sandbox.store.add_message(direction="in", provider="cloudware", phone=BOB, text="Stop.", status="received")
+    sandbox.store.add_message(direction="in", provider="cloudware", phone=ALICE, text="yes", status="received")
+    hook = get_sms_hook("cw_in")
+    scan = poll_replies(hook, build_filter(from_numbers=[ALICE], match=["yes"], since=since))
+    assert scan.match is not None and scan.match.from_number == ALICE  # the wait itself is unchanged
+    entry = orm_register.get(BOB)
+    assert entry is not None and entry.source == "reply:cw_in" and entry.word == "Stop."
+    result = get_sms_hook("cw_in").send_sms([ALICE, BOB], "Thanks!")
+    assert result.unsubscribed == [BOB] and sent_to(sandbox, BOB) == []
+    later = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sandbox.store.add_message(  # the STOP's second would be a tie, which the STOP wins
+        direction="in", provider="cloudware", phone=BOB, text="START", status="received", ts=later
+    )
+    poll_replies(hook, build_filter(since=since))
+    assert orm_register.opted_out([BOB]) == set()
+
+
+def test_a_stop_reply_reaches_the_register_through_the_shared_stream(
+    orm_register: OptOutRegister, make_conn: Any, sandbox: Any
+) -> None:
+    pytest.importorskip("airflow.triggers.shared_stream", reason="shared trigger streams need Airflow 3.3")
+    from airflow_provider_sms.triggers.inbox import Inbox
+    from tests.triggers.test_shared_inbox import Triggerer, waiter
+
+    make_conn("inbox", "cloudware", host=sandbox.url, country_code="61")
+    Inbox._open.clear()
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+
+    async def scenario(triggerer: Triggerer) -> None:
+        first = triggerer.add(waiter(ALICE, since=since, interval=1))
+        await asyncio.sleep(0.3)
+        sandbox.store.add_message(
+            direction="in", provider="cloudware", phone=CAROL, text="UNSUBSCRIBE", status="received"
+        )
+        sandbox.store.add_message(direction="in", provider="cloudware", phone=ALICE, text="yes", status="received")
+        await triggerer.until(lambda: bool(triggerer.events[first]))
+        await triggerer.until(lambda: bool(orm_register.opted_out([CAROL])), timeout=5)
+
+    async def main() -> None:
+        triggerer = Triggerer()
+        try:
+            await scenario(triggerer)
+        finally:
+            await triggerer.stop()
+
+    asyncio.run(main())
+    entry = orm_register.get(CAROL)
+    assert entry is not None and entry.source == "reply:inbox"
+
+
+def test_a_polled_cellcast_reply_stop_report_joins_the_register(
+    orm_register: OptOutRegister, make_conn: Any, sandbox: Any
+) -> None:
+    from airflow_provider_sms.core.reports import Tracked, poll
+    from airflow_provider_sms.hooks import get_sms_hook
+
+    make_conn("cc_reports", "cellcast", host=sandbox.url)
+    sandbox.store.settings.delivery.update({"sent_after": 0, "final_after": 0})
+    stopper = "+61400000913"  # the sandbox's number that is delivered, then replies STOP (replyStop)
+    hook = get_sms_hook("cc_reports")
+    result = hook.send_sms([stopper], "Your code is 1234")
+    message_id = result.accepted[0]["message_id"]
+    reports = poll(hook, Tracked("cellcast", {message_id: stopper}), {})
+    assert reports[message_id].status == "unsubscribed"
+    entry = orm_register.get(stopper)
+    assert entry is not None and entry.source == "provider:cc_reports"
+
+
+def test_a_webhook_stop_reply_joins_the_register_in_the_api_server(
+    orm_register: OptOutRegister, make_conn: Any
+) -> None:
+    pytest.importorskip("airflow.models.asset", reason="the webhook plugin records asset events: Airflow 3")
+    from airflow_provider_sms.webhooks.recorder import AssetRecorder
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    stop = InboundMessage("clickatell", "mo-1", BOB, None, " stop ", now)
+    start = InboundMessage("clickatell", "mo-2", CAROL, None, "START", now)
+    orm_register.add(CAROL, source="cli", at=now - timedelta(days=1))
+    report = DeliveryReport("clickatell", "mt-1", ALICE, "unsubscribed", "21", now)
+    AssetRecorder().record("ck_hooks", [stop, start], [report])  # no DAG uses these assets: still recorded
+    assert orm_register.opted_out([ALICE, BOB, CAROL]) == {ALICE, BOB}
+    entry = orm_register.get(BOB)
+    assert entry is not None and entry.source == "reply:ck_hooks"
+
+
+@pytest.mark.parametrize("listing", [False, True], ids=["per-key", "listing"])
+def test_in_a_real_task_run_the_check_goes_through_airflow_and_skips_the_opted_out(
+    orm_register: OptOutRegister, make_conn: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, listing: bool
+) -> None:
+    """``dag.test()``: on Airflow 3 the task reaches Variables through the Task SDK and the execution API
+    (asking per key, or listing the register when the send is larger than ``SMALL_SEND``); on 2.11, the ORM."""
+    from airflow_provider_sms._compat import AIRFLOW_V_3
+    from airflow_provider_sms.state import variables
+    from tests.test_example_dags import load_dag, xcom_value
+
+    if listing:
+        monkeypatch.setattr(opt_outs, "SMALL_SEND", 1)
+    calls: list[tuple[str, bool]] = []
+    for name in ("get_many", "keys"):
+        real = getattr(VariableKeys, name)
+
+        def spy(self: VariableKeys, *args: Any, _real: Any = real, _name: str = name) -> Any:
+            calls.append((_name, variables.in_task_runtime()))
+            return _real(self, *args)
+
+        monkeypatch.setattr(VariableKeys, name, spy)
+    make_conn("cloudware_default", "cloudware", host=sandbox.url)
+    orm_register.add("+2348012345679", source="reply:cloudware_default", at=T0)
+    dag = load_dag("cloudware_queue")
+    task = dag.get_task("queue_newsletter")
+    task.fail_on_rejected = False
+    run = dag.test()
+    result = xcom_value(run, "queue_newsletter")
+    assert result["unsubscribed"] == ["+2348012345679"]
+    texted = {row["phone"] for row in sandbox.store.all(provider="cloudware") if row["direction"] == "out"}
+    assert texted == {"+2348012345678", "+2348012345680"}
+    through_sdk = [name for name, sdk in calls if sdk]
+    if AIRFLOW_V_3:  # the task's own check, through the Task SDK: one listing, or one ask for the keys
+        assert through_sdk == (["keys"] if listing else ["get_many"])
+    else:
+        assert through_sdk == [] and "get_many" in {name for name, _ in calls}  # the ORM: one IN query
+
+
+def test_a_register_failing_during_failover_keeps_what_the_primary_sent(
+    make_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_sms.core.delivery import send_with_failover
+    from airflow_provider_sms.hooks import get_sms_hook
+    from tests.payloads import CELLCAST_GATEWAY, cellcast_queued
+
+    make_conn("cc_primary", "cellcast")
+    make_conn("cw_backup", "cloudware", host="https://backup.example")
+    requests_mock.post(CELLCAST_GATEWAY, json=cellcast_queued("400000101"))
+    backup = requests_mock.post("https://backup.example/v1/sms/send", json=CLOUDWARE_OK)
+    reads: list[int] = []
+
+    def flaky(self: OptOutRegister, numbers: Any) -> set[str]:
+        reads.append(1)
+        if len(reads) > 1:
+            raise ConnectionError("the database went away")
+        return set()
+
+    monkeypatch.setattr(OptOutRegister, "opted_out", flaky)
+    monkeypatch.setattr(OptOutRegister, "_no_database", lambda self: False)
+    british = "+447911123456"  # Cellcast serves Australia only: it fails over to Cloudware
+    result = send_with_failover(
+        [lambda: get_sms_hook("cc_primary"), lambda: get_sms_hook("cw_backup")], [ALICE, british], "hi"
+    )
+    assert [a["to"] for a in result.accepted] == [ALICE]
+    assert [(r["to"], r["code"]) for r in result.rejected] == [(british, "opt_out_register_unavailable")]
+    assert backup.call_count == 0 and result.retry_safe is False  # nothing resent to Alice by a retry
+
+
+def test_a_plain_script_with_no_metadata_database_is_told_once_and_sends(sandbox: Any, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from airflow_provider_sms.hooks import get_sms_hook\n"
+        "for text in ('first', 'second'):\n"
+        "    print(get_sms_hook('cw').send_sms(['+61400000301'], text).summary())\n"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),  # never migrated: no metadata database
+        "AIRFLOW_CONN_CW": json.dumps({"conn_type": "cloudware", "host": sandbox.url, "password": "t0ken-123"}),
+    }
+    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert output.count("opt-out register is not consulted") == 1
+    assert output.count("1 accepted") == 2
+    assert len(sent_to(sandbox, "+61400000301")) == 2
