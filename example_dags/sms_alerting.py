@@ -1,10 +1,17 @@
-"""Pipeline alerting: text the on-call phone when the nightly load fails.
+"""Pipeline alerting: text the on-call phone when the nightly load fails, without a storm, and when it recovers.
 
-``SmsNotifier`` is the task's ``on_failure_callback``; its default message names the DAG, task, run, try
-and exception and fits one SMS. Trigger with ``{"simulate_failure": true}`` to see the alert.
+``SmsNotifier`` is every load's ``on_failure_callback`` and ``on_success_callback``. Its alerts are
+grouped by key (here the DAG and task: the three mapped loads share one): the first failure texts at
+once ("Airflow FAILED: sms_alerting.nightly_load try 1 ...: orders table is locked"), the others are
+held for ``group_window`` and go out as one digest ("sms_alerting.nightly_load: 2 more failures since
+02:14 UTC, last: ..."), sent by the ``sms_alert_digests`` DAG's trigger when the window closes; no
+phone gets more than ``max_per_hour`` texts. The next successful load texts "RESOLVED ..." to whoever
+was alerted, once. Trigger with ``{"simulate_failure": true}`` to see the alert.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pendulum
 
@@ -18,6 +25,16 @@ except ImportError:  # Airflow 2.11
 from airflow_provider_sms.notifications.sms import SmsNotifier
 
 ON_CALL = ["+61400000001"]
+TABLES = ["orders", "customers", "payments"]
+
+alert = SmsNotifier(
+    sms_conn_id="cellcast_default",
+    to=ON_CALL,
+    group_window=timedelta(minutes=10),  # later failures of a key wait for one digest
+    max_per_hour=10,  # per phone, across every alert
+    # key="{{ dag.dag_id }}",  # one group for the whole DAG instead of one per task
+    # severity="critical",  # text every failure at once, even in quiet_hours
+)
 
 with DAG(
     dag_id="sms_alerting",
@@ -25,13 +42,14 @@ with DAG(
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     params={"simulate_failure": Param(False, type="boolean")},
+    default_args={"on_failure_callback": alert, "on_success_callback": alert},
     tags=["sms", "example"],
 ) as dag:
 
-    @task(on_failure_callback=SmsNotifier(sms_conn_id="cellcast_default", to=ON_CALL))
-    def nightly_load(params: dict | None = None) -> int:
+    @task
+    def nightly_load(table: str, params: dict | None = None) -> int:
         if params and params.get("simulate_failure"):
-            raise RuntimeError("orders table is locked")
+            raise RuntimeError(f"cannot load {table}: orders table is locked")  # one upstream, many failures
         return 42
 
-    nightly_load()
+    nightly_load.expand(table=TABLES)

@@ -124,8 +124,12 @@ def test_a_deadline_alert_texts_from_the_triggerer_without_blocking_its_loop(
     assert text == "Airflow DEADLINE MISSED: nightly_load run manual__1, due 2030-01-01T02:00"
 
 
-def test_a_callback_that_runs_twice_for_one_failure_texts_once(make_conn: Any, requests_mock: Any) -> None:
+def test_a_callback_that_runs_twice_for_one_failure_texts_once(make_conn: Any, requests_mock: Any, store: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
     from tests.state.test_ledger import StateStoreAccessor
+
+    alerts = store  # the alert groups (tests/notifications/conftest.py)
 
     make_conn("sms", "cloudware")
     requests_mock.post(CLOUDWARE, json={"status": "success", "data": {"id": "1"}})
@@ -136,12 +140,22 @@ def test_a_callback_that_runs_twice_for_one_failure_texts_once(make_conn: Any, r
     notifier(failure)  # the same failure reported again (a second callback run)
     assert len(requests_mock.request_history) == 2  # one text to each of the two, not four
     notifier(context(exception=ValueError("another failure"), task_state_store=store))
-    assert len(requests_mock.request_history) == 4  # a different failure is a different text
+    assert len(requests_mock.request_history) == 2  # another failure of the key waits for the digest
+    from airflow_provider_sms.notifications.sms import send_due_digests
+    from airflow_provider_sms.state.alerts import AlertGroups
+
+    assert len({item.k for item in AlertGroups(alerts).held()}) == 1
+    assert len(AlertGroups(alerts).held()) == 2  # one per recipient, once each (not twice for the repeat)
+    plain = SmsNotifier(sms_conn_id="sms", to=["+2348012345678", "+2348012345679"], group_window=None)
+    plain(context(exception=ValueError("a third failure"), task_state_store=store))
+    plain(context(exception=ValueError("a third failure"), task_state_store=store))
+    assert len(requests_mock.request_history) == 4  # without grouping, a different failure is a different text
+    assert send_due_digests(alerts, now=datetime.now(timezone.utc) + timedelta(minutes=11))
 
 
 def test_a_question_asked_again_by_a_retry_is_not_texted_twice(make_conn: Any, requests_mock: Any) -> None:
     from airflow_provider_sms.hooks import get_sms_hook
-    from airflow_provider_sms.notifications.sms import send_sms_once
+    from airflow_provider_sms.notifications.once import send_sms_once
     from tests.state.test_ledger import StateStoreAccessor
 
     make_conn("sms", "cloudware")
