@@ -1,14 +1,18 @@
-"""On-call escalation: text the primary, wait for ACK, otherwise the secondary, then the manager.
+"""On-call escalation: page the primary, wait for ACK, otherwise the secondary, then the manager.
 
-Built from the provider's operator and sensor only. Each level is a text (``SendSmsOperator``) and a
-deferred wait for "ACK" from that phone (``InboundSmsSensor`` with ``soft_fail``: no answer in time
-skips the level). The next level runs only when every level before it was skipped. ``who_acknowledged``
-records the first acknowledgement; ``nobody_acknowledged`` runs when every level timed out.
+One ``SendSmsOperator`` does it: it texts the primary on-call and waits deferred (no worker slot) for a
+reply matching "ACK" from anyone paged so far. A text that Cloudware does not confirm within
+``deliver_within`` goes through Cellcast instead (``fallback_conn_ids``); nobody acknowledging within
+``ack_within`` (the ``ack_within_seconds`` param: ten minutes, seconds in the demo) pages the next
+level of ``escalation``. An ACK ends it; a person whose text was delivered is never texted again, and
+each page goes out once (the send ledger), even when the task is retried. Nobody acknowledging fails
+the task, so the run's failure callbacks and alerts take over. ``who_acknowledged`` names the level.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 
@@ -19,56 +23,34 @@ except ImportError:  # Airflow 2.11
     from airflow.models.dag import DAG
 
 from airflow_provider_sms.operators.send import SendSmsOperator
-from airflow_provider_sms.sensors.inbound import InboundSmsSensor
 
 ON_CALL = {"primary": "+61400000021", "secondary": "+61400000022", "manager": "+61400000023"}
-ACK_WAIT = timedelta(minutes=10)
 
 with DAG(
     dag_id="oncall_escalation",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    params={"incident": "Nightly load failed"},
+    params={"incident": "Nightly load failed", "ack_within_seconds": 600},
     tags=["sms", "example"],
 ) as dag:
-    acks: list[InboundSmsSensor] = []
-    for level, phone in ON_CALL.items():
-        page = SendSmsOperator(
-            task_id=f"page_{level}",
-            sms_conn_id="cloudware_default",
-            to=phone,
-            message="INCIDENT: {{ params.incident }}. Reply ACK to take it.",
-            trigger_rule="all_skipped" if acks else "all_success",  # only when nobody before answered
-        )
-        ack = InboundSmsSensor(
-            task_id=f"ack_{level}",
-            sms_conn_id="cloudware_default",
-            from_numbers=phone,
-            match=["ACK"],
-            deferrable=True,
-            poke_interval=5,
-            timeout=ACK_WAIT.total_seconds(),
-            soft_fail=True,  # no answer in time: skip this level, escalate to the next
-        )
-        if acks:
-            acks >> page  # every earlier level must have been skipped
-        page >> ack
-        acks.append(ack)
+    page = SendSmsOperator(
+        task_id="page_on_call",
+        sms_conn_id="cloudware_default",  # its inbox carries the ACK replies
+        fallback_conn_ids=["cellcast_default"],  # a text Cloudware does not confirm in time goes this way
+        to=ON_CALL["primary"],
+        escalation=[ON_CALL["secondary"], ON_CALL["manager"]],
+        message="INCIDENT: {{ params.incident }}. Reply ACK to take it.",
+        deliver_within=timedelta(minutes=2),
+        ack_within="{{ params.ack_within_seconds }}",
+        delivery_poll_interval=5,
+    )
 
-    @task(trigger_rule="one_success")
-    def who_acknowledged(**context: object) -> str:
-        ti = context["ti"]
-        for level in ON_CALL:
-            reply = ti.xcom_pull(task_ids=f"ack_{level}")  # type: ignore[attr-defined]
-            if reply:
-                print(f"{level} ({reply['from_number']}) acknowledged at {reply['received_at']}")
-                return level
-        raise RuntimeError("no acknowledgement found")
+    @task
+    def who_acknowledged(result: dict[str, Any]) -> str:
+        by = result["fallback"]["acked_by"]
+        level = next(name for name, phone in ON_CALL.items() if phone == by)
+        print(f"{level} acknowledged ({len(result['fallback']['texts'])} page(s) sent)")
+        return level
 
-    @task(trigger_rule="all_skipped")
-    def nobody_acknowledged() -> None:
-        raise RuntimeError("nobody acknowledged the incident")
-
-    acks >> who_acknowledged()
-    acks >> nobody_acknowledged()
+    who_acknowledged(page.output)

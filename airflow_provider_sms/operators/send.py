@@ -47,6 +47,20 @@ class SendSmsOperator(SmsBaseOperator):
 
     :param resend_in_doubt: on a retry, resend to recipients whose request may have gone out without
         an answer; off by default (they are reported ``in_doubt``).
+    :param deliver_within: a ``timedelta``: when the provider's delivery report does not say
+        ``delivered`` in time (failed, expired, or no report), the text goes through the next
+        connection of ``fallback_conn_ids``, then to the next contact of ``escalation``; never again to
+        a recipient whose text was delivered. The task waits deferred (``DeliveryFallbackTrigger``)
+        and sends each step itself, once, through the send ledger. Not with ``messages``,
+        ``send_at``, ``local_time`` or ``quiet_hours``.
+    :param escalation: contacts to text in turn when nobody of the previous level was reached (or,
+        with ``ack_within``, acknowledged): each a number or a list of numbers. (templated)
+    :param ack_within: a ``timedelta``: wait this long after paging a level for a reply matching
+        ``ack_match`` (``ACK``) from anyone paged so far; none: page the next level. A reply ends it.
+    :param ack_conn_id: the connection whose inbox carries the replies (default: ``sms_conn_id``;
+        Cellcast or Cloudware).
+    :param ack_match: keywords (whole words, any case) or a regex that acknowledge.
+    :param delivery_poll_interval: seconds between delivery-report (and reply) polls while waiting.
 
     Retries: every try records who each provider accepted in the task's send ledger (the task state
     store on Airflow 3.3+, Variables before), so a retry, or a clear of the task, sends only to
@@ -63,6 +77,9 @@ class SendSmsOperator(SmsBaseOperator):
         "sender",
         "send_at",
         "fallback_conn_ids",
+        "escalation",
+        "deliver_within",
+        "ack_within",
     )
     template_ext: Sequence[str] = (".txt",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"messages": "json"}
@@ -81,6 +98,12 @@ class SendSmsOperator(SmsBaseOperator):
         fallback_conn_ids: Sequence[str] = (),
         dry_run: bool = False,
         max_workers: int | None = None,
+        deliver_within: timedelta | float | str | None = None,
+        escalation: Any = (),
+        ack_within: timedelta | float | str | None = None,
+        ack_conn_id: str | None = None,
+        ack_match: str | Sequence[str] = ("ACK",),
+        delivery_poll_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,6 +138,32 @@ class SendSmsOperator(SmsBaseOperator):
         self.fallback_conn_ids = fallback_conn_ids
         self.is_dry_run = dry_run  # BaseOperator already has a dry_run() method
         self.max_workers = max_workers
+        self.deliver_within = deliver_within
+        self.escalation = escalation
+        self.ack_within = ack_within
+        self.ack_conn_id = ack_conn_id
+        self.ack_match = ack_match
+        self.delivery_poll_interval = delivery_poll_interval
+        if self.wants_fallback:
+            from airflow_provider_sms.core.fallback import positive_seconds
+            from airflow_provider_sms.core.inbound import check_poll_interval
+
+            for name, value in (("deliver_within", deliver_within), ("ack_within", ack_within)):
+                if not isinstance(value, str):  # a template is checked when rendered
+                    positive_seconds(value, name)
+            if deliver_within is None and ack_within is None:
+                raise SmsValidationError(f"{self.task_id}: escalation needs deliver_within or ack_within")
+            check_poll_interval(delivery_poll_interval, name="delivery_poll_interval")
+            if messages is not None or send_at is not None or local_time is not None or quiet is not None:
+                raise SmsValidationError(
+                    f"{self.task_id}: deliver_within, escalation and ack_within take `to` and `message`, sent now: "
+                    "not with messages, send_at, local_time or quiet_hours"
+                )
+
+    @property
+    def wants_fallback(self) -> bool:
+        """Whether this send follows delivery (``deliver_within``) or waits for an ``ACK`` (``ack_within``)."""
+        return self.deliver_within is not None or self.ack_within is not None or bool(self.escalation)
 
     def _groups(self) -> dict[str, list[str]]:
         from airflow_provider_sms.core.delivery import group_messages
@@ -162,6 +211,8 @@ class SendSmsOperator(SmsBaseOperator):
             send_with_failover,
         )
 
+        if self.wants_fallback and not self.is_dry_run:
+            return self._start_fallback(context)
         if self.local_time is not None or self.quiet_hours is not None:
             from airflow_provider_sms.core.phone import split_recipients
 
@@ -224,6 +275,187 @@ class SendSmsOperator(SmsBaseOperator):
             return self.deliver(context, lambda: send(to, text))
         workers = self.max_workers or primary.max_workers
         return self.deliver(context, lambda: combine(send_grouped(groups, send, max_workers=workers), primary.provider))
+
+    # --- delivery-based fallback and escalation (core.fallback; the trigger waits, the task sends) -----
+
+    def _start_fallback(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_sms.core.fallback import FallbackPolicy, Ladder
+
+        try:
+            policy = FallbackPolicy.of(
+                self._conn_ids(),
+                list_from_template(self.to),
+                escalation=list_from_template(self.escalation) or (),
+                deliver_within=_duration(self.deliver_within, "deliver_within"),
+                ack_within=_duration(self.ack_within, "ack_within"),
+                region=self._hooks()[0]().default_region,
+            )
+            if self.validity is not None:  # every connection of the ladder must take it, before any text
+                for conn_id, make_hook in zip(self._conn_ids()[1:], self._hooks()[1:], strict=True):
+                    self._check_validity(conn_id, make_hook())
+            if self.ack_within is not None:
+                from airflow_provider_sms.hooks import get_sms_hook
+
+                get_sms_hook(str(self.ack_conn_id or self.sms_conn_id)).check_lists_inbound()
+        except SmsError as err:
+            raise self.failure(err) from err
+        return self._run_fallback(context, policy, Ladder())
+
+    def _run_fallback(self, context: Context, policy: Any, ladder: Any) -> dict[str, Any]:
+        """Send the steps due (each once, through the send ledger), then defer until the next decision."""
+        from datetime import timezone
+
+        from airflow_provider_sms.core.delivery import send_once
+        from airflow_provider_sms.core.fallback import advance, step_key
+        from airflow_provider_sms.core.phone import mask_number
+        from airflow_provider_sms.hooks import get_sms_hook
+        from airflow_provider_sms.operators.base import _all_rejected
+        from airflow_provider_sms.triggers.fallback import DeliveryFallbackTrigger
+
+        text = str(self.message)
+        ledger = self.send_ledger(context)
+        hooks = {c: cache(partial(get_sms_hook, c, **self.hook_kwargs)) for c in policy.conn_ids}
+
+        def send(step: Any) -> tuple[dict[str, Any], str]:
+            hook = hooks[step.conn_id]()
+            numbers = list(step.numbers)
+
+            def through(todo: list[str]) -> SendResult:
+                return hook.send_sms(todo, text, sender=self.sender)
+
+            try:
+                if ledger is None:
+                    result = through(numbers)
+                else:
+                    result = send_once(
+                        ledger,
+                        numbers,
+                        text,
+                        through,
+                        provider=hook.provider,
+                        region=hook.default_region,
+                        resend_in_doubt=self.resend_in_doubt,
+                        confirm=self.confirm_sent,
+                        key=step_key(step, text),
+                    )
+            except SmsValidationError:
+                raise
+            except SmsError as err:  # the whole step failed: its recipients move on where the code allows
+                result = err.result or _all_rejected(hook.provider, numbers, err)
+            masked = ", ".join(mask_number(n) for n in numbers)
+            self.log.info("level %d through %s to %s: SMS %s", step.level, step.conn_id, masked, result.summary())
+            return result.to_dict(), hook.last_delivery_status
+
+        try:
+            wait = advance(policy, ladder, send, clock=lambda: datetime.now(timezone.utc))
+        except SmsError as err:
+            raise self.failure(err) from err
+        if wait is None:
+            return self._finish_fallback(context, policy, ladder)
+        self.log.info(
+            "waiting for %d delivery report(s)%s until %s",
+            len(wait.messages),
+            " and an acknowledgement" if wait.ack_from else "",
+            wait.wake_at,
+        )
+        self.defer(
+            trigger=DeliveryFallbackTrigger(
+                str(self.ack_conn_id or self.sms_conn_id),
+                messages=wait.messages,
+                wake_at=wait.wake_at,
+                poll_interval=self.delivery_poll_interval,
+                ack_from=wait.ack_from,
+                match=self.ack_match,
+                since=wait.ack_since,
+                state={"policy": policy.to_dict(), "ladder": ladder.to_dict()},
+            ),
+            method_name="resume_fallback",
+        )
+        raise AssertionError("defer() returned")  # pragma: no cover
+
+    def resume_fallback(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Back from ``DeliveryFallbackTrigger``: fold in what it learnt, send what is due, wait again or end."""
+        from airflow_provider_sms._compat import AirflowFailException
+        from airflow_provider_sms.core.fallback import FallbackPolicy, Ladder, acknowledge, apply_reports
+
+        event = event or {}
+        state = event.get("state") or {}
+        if "policy" not in state or "ladder" not in state:
+            raise AirflowFailException("resumed without the fallback's state; nothing more is sent")
+        policy, ladder = FallbackPolicy.from_dict(state["policy"]), Ladder.from_dict(state["ladder"])
+        if event.get("status") == "error":
+            context["ti"].xcom_push(key="return_value", value=self._fallback_result(policy, ladder))
+            raise AirflowFailException(f"waiting for delivery reports or replies failed: {event.get('error')}")
+        apply_reports(ladder, [*(event.get("reports") or []), *self._webhook_reports(ladder)])
+        if event.get("status") == "acked":
+            acknowledge(ladder, event.get("message") or {})
+        return self._run_fallback(context, policy, ladder)
+
+    def _webhook_reports(self, ladder: Any) -> list[dict[str, Any]]:
+        """Delivery reports the status webhooks recorded (Airflow 3) for texts not confirmed yet, from the
+        connections that have webhooks set up (a ``webhook_secret``): the events of their
+        ``sms_status_asset`` since the first such text. Clickatell reports only this way."""
+        from airflow_provider_sms._compat import AIRFLOW_V_3
+
+        waiting: dict[str, set[str]] = {}  # conn id -> message ids
+        since: dict[str, str] = {}  # conn id -> when its first such text went out
+        for m in ladder.messages:
+            if m["state"] in ("pending", "no_report") and m.get("message_id"):
+                waiting.setdefault(m["conn_id"], set()).add(str(m["message_id"]))
+                since[m["conn_id"]] = min(since.get(m["conn_id"], m["sent_at"]), m["sent_at"])
+        if not AIRFLOW_V_3 or not waiting:
+            return []
+        from airflow_provider_sms.assets import STATUS, asset_name, asset_uri
+        from airflow_provider_sms.hooks import get_sms_hook
+
+        found: list[dict[str, Any]] = []
+        for conn_id, ids in waiting.items():
+            try:
+                if not get_sms_hook(conn_id).webhook_secret:
+                    continue
+                from airflow.sdk.execution_time.context import InletEventsAccessor
+
+                events = InletEventsAccessor(
+                    asset_name=asset_name(conn_id, STATUS), asset_uri=asset_uri(conn_id, STATUS)
+                ).after(since[conn_id])
+                for event in events:
+                    report = (event.extra or {}).get("report")
+                    if isinstance(report, dict) and str(report.get("message_id")) in ids:
+                        found.append({**report, "conn_id": conn_id})
+            except Exception as err:  # no asset (no DAG uses it), no task runner: the polls decide alone
+                self.log.info("no status webhook reports from %s (%s)", conn_id, type(err).__name__)
+        return found
+
+    def _fallback_result(self, policy: Any, ladder: Any) -> dict[str, Any]:
+        from airflow_provider_sms.core.fallback import summary
+
+        out = summary(policy, ladder)
+        accepted = [
+            {"to": t["to"], "message_id": t["message_id"], "conn_id": t["conn_id"], "level": t["level"]}
+            for t in out["texts"]
+            if t["state"] != "refused"
+        ]
+        rejected = [
+            {"to": t["to"], "code": t["code"], "conn_id": t["conn_id"], "level": t["level"]}
+            for t in out["texts"]
+            if t["state"] == "refused"
+        ]
+        return {"provider": self._hooks()[0]().provider, "accepted": accepted, "rejected": rejected, "fallback": out}
+
+    def _finish_fallback(self, context: Context, policy: Any, ladder: Any) -> dict[str, Any]:
+        from airflow_provider_sms._compat import AirflowFailException
+        from airflow_provider_sms.core.phone import mask_number
+
+        data = self._fallback_result(policy, ladder)
+        out = data["fallback"]
+        reached = ", ".join(f"{mask_number(n)} via {c}" for n, c in out["reached"].items()) or "nobody confirmed"
+        acked = f"; acknowledged by {mask_number(out['acked_by'])}" if out["acked_by"] else ""
+        self.log.info("fallback ended %s at level %d: %s%s", out["status"], out["level"], reached, acked)
+        if out["status"] in ("undelivered", "no_ack") and self.fail_on_rejected:
+            context["ti"].xcom_push(key="return_value", value=data)
+            what = "nobody acknowledged" if out["status"] == "no_ack" else "the text was not delivered"
+            raise AirflowFailException(f"{what} ({len(out['texts'])} text(s) sent); the result is in XCom")
+        return data
 
     @staticmethod
     def _check_validity(conn_id: str, hook: Any) -> None:
@@ -288,3 +520,17 @@ def _combined_cost(plans: list[SendResult]) -> float | None:
 
     cost = combined([plan.estimate for plan in plans]).total_cost
     return None if cost is None else round(float(cost), 6)
+
+
+def _duration(value: Any, name: str) -> float | None:
+    """A ``timedelta``, seconds, or seconds as rendered text (``"{{ params.ack_within_seconds }}"``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise SmsValidationError(f"{name} must be a timedelta or a number of seconds, not {value!r}") from None
+    from airflow_provider_sms.core.fallback import positive_seconds
+
+    return positive_seconds(value, name)

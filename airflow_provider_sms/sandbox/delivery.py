@@ -3,7 +3,9 @@
 A message is ``queued`` from when it is due (sent, or its scheduled time) until ``sent_after`` seconds
 later, then ``sent`` until ``final_after`` seconds after it was due, then final: ``delivered``, or the
 outcome set for its number through the control API (``POST /_sandbox/delivery``), or the outcome of
-one of the test numbers below, which always end the same way so failure paths can be exercised.
+one of the test numbers below, which always end the same way so failure paths can be exercised
+(+61400000911 fails through Cellcast and Cloudware and is delivered through Clickatell: a route that
+fails on one provider, which is what a delivery-based fallback is for).
 ``reported`` is what the provider itself would say: Cloudware never reports past ``sent``.
 """
 
@@ -13,12 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-# Numbers that always end the same way (any provider): texting them exercises a DAG's failure paths.
+# Numbers that always end the same way: texting them exercises a DAG's failure paths.
 TEST_NUMBERS = {
     "+61400000911": "failed",
     "+61400000912": "expired",
     "+61400000913": "unsubscribed",  # delivered, and the recipient opted out (replied STOP)
 }
+# Test numbers whose route works through some providers only: +61400000911 fails through Cellcast
+# (and Cloudware), and Clickatell delivers it, so a fallback to Clickatell reaches the phone.
+DELIVERED_THROUGH = {"+61400000911": frozenset({"clickatell"})}
 OUTCOMES = ("delivered", "failed", "expired", "rejected", "unsubscribed")
 SENT_IS_FINAL = frozenset({"cloudware"})  # providers that report a message as sent and nothing after
 
@@ -46,8 +51,14 @@ class DeliveryPlan:
             outcomes[normalize_number(str(number), "AU")] = outcome
         self.sent_after, self.final_after, self.outcomes = sent_after, final_after, outcomes
 
-    def outcome(self, phone: str) -> str:
-        return self.outcomes.get(phone) or TEST_NUMBERS.get(phone) or "delivered"
+    def outcome(self, phone: str, provider: str | None = None) -> str:
+        """How a message to ``phone`` ends: the outcome set for it, else the test numbers' rule (for the
+        provider that took it), else ``delivered``."""
+        if phone in self.outcomes:
+            return self.outcomes[phone]
+        if provider is not None and provider in DELIVERED_THROUGH.get(phone, ()):
+            return "delivered"
+        return TEST_NUMBERS.get(phone) or "delivered"
 
     def status(self, row: dict[str, Any], now: datetime | None = None) -> str:
         """The status of a stored message now (a received message keeps its own)."""
@@ -61,7 +72,7 @@ class DeliveryPlan:
             return "queued"
         if waited < self.final_after:
             return "sent"
-        return self.outcome(row["phone"])
+        return self.outcome(row["phone"], row.get("provider"))
 
     def reported(self, row: dict[str, Any], now: datetime | None = None) -> str:
         """The status the message's provider would report now: Cloudware reports ``sent`` and nothing after."""
