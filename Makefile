@@ -8,6 +8,12 @@ else
 VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
 AIRFLOW_PIN := apache-airflow==$(AIRFLOW_VERSION)
 endif
+# The common.messaging provider (the `sms` scheme's extra) needs Airflow 3.0.1+: an Airflow 2 venv goes without.
+ifeq ($(filter 2.%,$(AIRFLOW_VERSION)),)
+EXTRAS := dev,messaging
+else
+EXTRAS := dev
+endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 # Ports, all on 127.0.0.1: `make demo SANDBOX_PORT=9000 AIRFLOW_PORT=9001`. 0 picks a free one; the demo
@@ -22,7 +28,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' $(AIRFLOW_PIN)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]' $(AIRFLOW_PIN)
 	touch $@
 
 lint: venv
@@ -46,6 +52,8 @@ demo-serve: venv
 bench: venv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/alerts.py
+	$(BIN)/python benchmarks/opt_outs.py
 
 sandbox: venv
 	$(BIN)/airflow-sms-sandbox --host 127.0.0.1 --port $(SANDBOX_PORT)
