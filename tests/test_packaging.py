@@ -57,6 +57,7 @@ def test_the_wheel_carries_licence_typing_marker_and_examples(dist: Path) -> Non
     names = wheel_names(dist)
     assert f"airflow_provider_sms-{__version__}.dist-info/licenses/LICENSE" in names
     assert "airflow_provider_sms/py.typed" in names
+    assert "airflow_provider_sms/ui/static/index.html" in names  # the SMS page in Airflow's UI
     shipped = {n.removeprefix("airflow_provider_sms/example_dags/") for n in names if "/example_dags/" in n}
     assert shipped == examples()
     assert "assets/promo.png" in shipped  # the image the MMS example sends
@@ -68,6 +69,7 @@ def test_the_sdist_carries_licence_examples_and_tests(dist: Path) -> None:
     assert {"LICENSE", "README.md", "pyproject.toml", "airflow_provider_sms/py.typed"} <= names
     assert {f"example_dags/{name}" for name in examples()} <= names
     assert "tests/test_packaging.py" in names
+    assert "docs/screenshots/outbox.png" in names  # what the long description names instead of showing
 
 
 def test_the_wheel_metadata_states_versions_and_licence(dist: Path) -> None:
@@ -78,7 +80,9 @@ def test_the_wheel_metadata_states_versions_and_licence(dist: Path) -> None:
     assert "Requires-Dist: apache-airflow<4,>=2.11" in metadata
     assert "Classifier: Development Status :: 4 - Beta" in metadata
     assert "Classifier: Programming Language :: Python :: 3.10" in metadata
-    assert "](" not in metadata.split("\n\n", 1)[1].replace("](#", "")  # no relative links or images
+    description = metadata.split("\n\n", 1)[1]
+    assert "](" not in description.replace("](#", "")  # no relative links or images
+    assert "*Screenshot: Outbox (`docs/screenshots/outbox.png` in the source distribution).*" in description
     assert "![" not in metadata
 
 
