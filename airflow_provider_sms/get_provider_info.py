@@ -53,11 +53,16 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_sms.triggers.inbound",
                     "airflow_provider_sms.triggers.hitl",
                     "airflow_provider_sms.triggers.delivery",
+                    "airflow_provider_sms.triggers.fallback",
                 ],
             }
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES.values()],
         "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
+        # MessageQueueTrigger(scheme="sms"): read by apache-airflow-providers-common-messaging when installed.
+        "queues": ["airflow_provider_sms.queues.SmsMessageQueueProvider"],
         # Also an ``airflow.plugins`` entry point: that loads it with Airflow's default lazy provider discovery.
+        # ``airflow sms opt-outs ...`` on Airflow 3.3+ (older Airflow ignores it: ``airflow-sms opt-outs ...``).
+        "cli": ["airflow_provider_sms.cli.get_cli_commands"],
         "plugins": [{"name": "sms_webhooks", "plugin-class": "airflow_provider_sms.webhooks.plugin.SmsWebhooksPlugin"}],
     }

@@ -8,7 +8,8 @@ on-call acknowledges), waits for every run, and prints what each task did, what 
 received (the deadline alert and the approval request among it), and how many polls the waiting
 cost: the deferred waits share one poll of the inbox in the triggerer. Last, the sandbox calls the
 SMS webhook on the Airflow API server with a reply, as Cloudware would, and the DAG scheduled on the
-reply asset runs with no polling at all. It stops everything it started; with ``--serve`` it keeps
+reply asset runs with no polling at all; then that customer replies STOP, which puts the number in the
+opt-out register, and the DAG's next text to them is skipped. It stops everything it started; with ``--serve`` it keeps
 the sandbox and Airflow up for a person to browse (a reply typed on the sandbox page runs that DAG).
 
 A busy machine is expected: the embedded SQLite database can make the API server answer 5xx for a
@@ -45,7 +46,8 @@ APPROVER = "+61400000001"
 # Who answers what, and how many seconds after being asked: the sensors wait across several polls.
 APPROVER_ANSWER = {APPROVER: ("YES", 6)}
 SMS_APPROVER_ANSWER = {"+61400000002": ("yes, publish it", 5)}
-ON_CALL_ANSWER = {"+61400000021": ("ack", 5)}
+ON_CALL_ANSWER = {"+61400000022": ("ack", 3)}  # the primary (...021) never answers: the secondary is paged
+ON_CALL_ACK_SECONDS = 10  # oncall_escalation's ack_within: seconds here, ten minutes in the example
 TEAM_ANSWERS = {
     "+61400000011": ("YES", 4),
     "+61400000012": ("No, sorry", 9),
@@ -148,7 +150,12 @@ RUNS: list[tuple[str, dict[str, Any] | None, str, str]] = [
     ("reply_survey", None, "success", "ask a team, four deferred sensors wait on one shared inbox poll"),
     ("sms_approval", None, "success", "an approval (human-in-the-loop) answered by text message"),
     ("deadline_alert", {"work_seconds": 30}, "success", "a run misses its deadline: the triggerer texts on-call"),
-    ("oncall_escalation", None, "success", "page the primary on-call, who acknowledges by text"),
+    (
+        "oncall_escalation",
+        {"ack_within_seconds": ON_CALL_ACK_SECONDS},
+        "success",
+        f"page the primary on-call; no ACK in {ON_CALL_ACK_SECONDS}s, so the secondary is paged and acknowledges",
+    ),
     ("delivery_report", None, "success", "reminders, then a deferred wait for delivery reports (one bounces)"),
 ]
 
@@ -212,6 +219,35 @@ def webhook_step(airflow: RealAirflow, server: Any) -> bool:
             return bool(runs[0]["state"] == "success")
         time.sleep(1)
     print("> reply_webhook: no run within 90s; see the api-server and scheduler logs")
+    return False
+
+
+def opt_out_step(airflow: RealAirflow, server: Any) -> bool:
+    """The webhook's customer replies STOP: the API server puts the number in the opt-out register, and
+    the acknowledgement reply_webhook sends next skips them (reported unsubscribed, nothing sent)."""
+    listed_before = quietly(lambda: airflow.runs_of("reply_webhook")) or []
+    finished = [r for r in listed_before if r["state"] in ("success", "failed")]
+    texted_before = [m for m in server.store.all(phone=WEBHOOK_CUSTOMER) if m["direction"] == "out"]
+    print(f"\nOpt-out: {WEBHOOK_CUSTOMER} replies 'STOP' (through the same webhook)", flush=True)
+    server.store.add_message(
+        direction="in", provider="cloudware", phone=WEBHOOK_CUSTOMER, text="STOP", status="received"
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        listed = quietly(lambda: airflow.runs_of("reply_webhook")) or []
+        done = [r for r in listed if r["state"] in ("success", "failed")]
+        if len(done) > len(finished):
+            run = done[-1]
+            texted = [m for m in server.store.all(phone=WEBHOOK_CUSTOMER) if m["direction"] == "out"]
+            skipped = len(texted) == len(texted_before)
+            print(
+                f"> reply_webhook: {run['state']}; the acknowledgement to the customer who replied STOP was "
+                f"{'skipped: the register held the number, no request was made' if skipped else 'SENT'}"
+            )
+            print("  See and correct the register with `airflow sms opt-outs list` (AIRFLOW_HOME=.demo/airflow).")
+            return skipped and run["state"] == "success"
+        time.sleep(1)
+    print("> reply_webhook: no run after the STOP within 90s; see the api-server and scheduler logs")
     return False
 
 
@@ -331,6 +367,8 @@ def main() -> int:
         summarize(server, polls, waited)
         step = "the webhook step"
         failures += not webhook_step(airflow, server)
+        step = "the opt-out step"
+        failures += not opt_out_step(airflow, server)
         if args.serve:
             print(
                 f"\nOpen {server.url} to see the conversations and reply as a recipient: a Cloudware reply"
