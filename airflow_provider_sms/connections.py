@@ -158,3 +158,25 @@ def field_behaviour(conn_type: str) -> dict[str, Any]:
         "relabeling": dict(behaviour["relabeling"]),
         "placeholders": dict(behaviour["placeholders"]),
     }
+
+
+def environment_connections() -> list[Any]:
+    """The SMS connections defined in ``AIRFLOW_CONN_*`` environment variables (JSON or URI), as Airflow
+    ``Connection`` objects; one that cannot be read is skipped (Airflow reports it where it is used)."""
+    import os
+
+    from airflow.models.connection import Connection
+
+    found = []
+    for name, value in os.environ.items():
+        if not name.startswith("AIRFLOW_CONN_") or not value:
+            continue
+        conn_id = name[len("AIRFLOW_CONN_") :].lower()
+        try:
+            conn = Connection.from_json(value, conn_id=conn_id) if value.lstrip().startswith("{") else None
+            conn = conn or Connection(conn_id=conn_id, uri=value)
+        except Exception:  # noqa: S112 - not ours to judge; Airflow reports it where it is used
+            continue
+        if (conn.conn_type or "").lower() in CONNECTION_TYPES:
+            found.append(conn)
+    return found

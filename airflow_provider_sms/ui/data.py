@@ -19,16 +19,16 @@ and returns plain JSON-ready dicts in which phone numbers are masked (``core.pho
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_sms.connections import CONNECTION_TYPES, environment_connections
 from airflow_provider_sms.core.phone import mask_number
 
 WINDOW = timedelta(days=30)  # the ledger's own retention: nothing older is kept
-SMS_CONN_TYPES = ("cellcast", "clickatell", "cloudware")
+SMS_CONN_TYPES = tuple(CONNECTION_TYPES)
 OUTCOMES = ("accepted", "rejected", "unsubscribed", "in doubt")  # what the ledger says of each recipient
 MAX_RECIPIENTS_SHOWN = 100  # per send on one page; the counts cover all of them
 INBOX_LIMIT = 200
@@ -59,18 +59,7 @@ def connections(session: Any) -> list[dict[str, str]]:
     import sqlalchemy as sa
     from airflow.models.connection import Connection
 
-    found: dict[str, str] = {}
-    for name, value in os.environ.items():
-        if not name.startswith("AIRFLOW_CONN_") or not value:
-            continue
-        conn_id = name[len("AIRFLOW_CONN_") :].lower()
-        try:
-            conn = Connection.from_json(value, conn_id=conn_id) if value.lstrip().startswith("{") else None
-            conn = conn or Connection(conn_id=conn_id, uri=value)
-        except Exception:  # noqa: S112 - not ours to judge; Airflow reports it where it is used
-            continue
-        if (conn.conn_type or "").lower() in SMS_CONN_TYPES:
-            found[conn_id] = conn.conn_type.lower()
+    found = {conn.conn_id: conn.conn_type.lower() for conn in environment_connections()}
     query = sa.select(Connection.conn_id, Connection.conn_type).where(Connection.conn_type.in_(SMS_CONN_TYPES))
     for conn_id, conn_type in session.execute(query):
         found.setdefault(conn_id, conn_type)

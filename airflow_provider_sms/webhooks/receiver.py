@@ -15,12 +15,13 @@ import binascii
 import hmac
 import json
 import logging
-import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sms.connections import CONNECTION_TYPES, environment_connections
 
 if TYPE_CHECKING:
     from airflow_provider_sms.hooks.base import SmsHook
@@ -32,7 +33,7 @@ MAX_DEPTH = 32  # no provider's JSON nests beyond a few levels
 HOOK_TTL = 30.0  # seconds a connection (and its secret) is reused before it is read again
 _MAX_CACHED = 256
 NO_SECRET_WARNING_EVERY = 3600.0
-SMS_CONN_TYPES = ("cellcast", "clickatell", "cloudware")
+SMS_CONN_TYPES = tuple(CONNECTION_TYPES)
 # Airflow's own rule for a connection id (``airflow.models.connection.RE_SANITIZE_CONN_ID``, 250 chars).
 CONN_ID = re.compile(r"^[\w#!()\-.:/\\]{1,250}$")
 
@@ -191,18 +192,7 @@ def connections_without_secret() -> list[str]:
     """SMS connections (environment variables and the metadata database) that have no webhook secret."""
     from airflow.models.connection import Connection
 
-    found: dict[str, bool] = {}
-    for name, value in os.environ.items():
-        if not name.startswith("AIRFLOW_CONN_") or not value:
-            continue
-        conn_id = name[len("AIRFLOW_CONN_") :].lower()
-        try:
-            conn = Connection.from_json(value, conn_id=conn_id) if value.lstrip().startswith("{") else None
-            conn = conn or Connection(conn_id=conn_id, uri=value)
-        except Exception:  # noqa: S112 - not ours to judge; Airflow reports it where it is used
-            continue
-        if (conn.conn_type or "").lower() in SMS_CONN_TYPES:
-            found[conn_id] = bool(conn.extra_dejson.get("webhook_secret"))
+    found = {conn.conn_id: bool(conn.extra_dejson.get("webhook_secret")) for conn in environment_connections()}
     try:
         import sqlalchemy as sa
         from airflow.utils.session import create_session
