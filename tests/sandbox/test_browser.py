@@ -4,40 +4,18 @@ Clickatell recipient is answered through Clickatell; the page loads with no 404 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-CHROMIUM_HOW = (
-    "needs Debian's chromium: `apt-get install chromium` (.ci/run installs it); Playwright's own browser "
-    "download is not used"
-)
-
-
-def chromium_path() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
+from tests.browser import launched_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright: `pip install -e '.[dev]'`")
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip(CHROMIUM_HOW)
-    with sync_api.sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium's own sandbox cannot start
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    yield from launched_chromium()
 
 
 @pytest.fixture
