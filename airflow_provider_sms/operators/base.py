@@ -200,25 +200,51 @@ class SmsBaseOperator(BaseOperator):
             self._send_ledger = ledger
         return self._send_ledger
 
-    def resumable(self, context: Context, sender: TimedSender) -> TimedSender:
-        """``sender`` sending once across tries: only to whom no earlier try got accepted."""
+    def send_through(
+        self,
+        ledger: SendLedger | None,
+        to: list[str],
+        text: str,
+        through: Callable[[list[str]], SendResult],
+        *,
+        provider: str,
+        region: str | None,
+        key: str | None = None,
+    ) -> SendResult:
+        """``through(to)`` once across tries: only to whom no earlier try got accepted, with this task's
+        ``resend_in_doubt`` and provider confirmation (``core.delivery.send_once``); a plain call
+        without a ledger. ``key`` names the send in the ledger (default: the text)."""
+        if ledger is None:
+            return through(to)
         from airflow_provider_sms.core.delivery import send_once
 
+        return send_once(
+            ledger,
+            to,
+            text,
+            through,
+            provider=provider,
+            region=region,
+            resend_in_doubt=self.resend_in_doubt,
+            confirm=self.confirm_sent,
+            key=key,
+        )
+
+    def resumable(self, context: Context, sender: TimedSender) -> TimedSender:
+        """``sender`` sending once across tries: only to whom no earlier try got accepted."""
         ledger = self.send_ledger(context)
         if ledger is None:
             return sender
         inner = sender.send
 
         def send(to: list[str], text: str, send_at: datetime | None) -> SendResult:
-            return send_once(
+            return self.send_through(
                 ledger,
                 to,
                 text,
                 lambda todo: inner(todo, text, send_at),
                 provider=sender.provider,
                 region=sender.region,
-                resend_in_doubt=self.resend_in_doubt,
-                confirm=self.confirm_sent,
             )
 
         return replace(sender, send=send)

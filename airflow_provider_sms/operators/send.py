@@ -207,7 +207,6 @@ class SendSmsOperator(SmsBaseOperator):
             combine,
             message_rows,
             send_grouped,
-            send_once,
             send_with_failover,
         )
 
@@ -234,17 +233,10 @@ class SendSmsOperator(SmsBaseOperator):
                     factories, numbers, text, sender=self.sender, send_at=send_at, dry_run=dry_run
                 )
 
-            if dry_run or ledger is None:
+            if dry_run:
                 return through(to)
-            return send_once(
-                ledger,
-                to,
-                text,
-                through,
-                provider=primary.provider,
-                region=primary.default_region,
-                resend_in_doubt=self.resend_in_doubt,
-                confirm=self.confirm_sent,
+            return self.send_through(
+                ledger, to, text, through, provider=primary.provider, region=primary.default_region
             )
 
         ledger = None if self.is_dry_run else self.send_ledger(context)
@@ -305,7 +297,6 @@ class SendSmsOperator(SmsBaseOperator):
         """Send the steps due (each once, through the send ledger), then defer until the next decision."""
         from datetime import timezone
 
-        from airflow_provider_sms.core.delivery import send_once
         from airflow_provider_sms.core.fallback import advance, step_key
         from airflow_provider_sms.core.phone import mask_number
         from airflow_provider_sms.hooks import get_sms_hook
@@ -324,20 +315,15 @@ class SendSmsOperator(SmsBaseOperator):
                 return hook.send_sms(todo, text, sender=self.sender)
 
             try:
-                if ledger is None:
-                    result = through(numbers)
-                else:
-                    result = send_once(
-                        ledger,
-                        numbers,
-                        text,
-                        through,
-                        provider=hook.provider,
-                        region=hook.default_region,
-                        resend_in_doubt=self.resend_in_doubt,
-                        confirm=self.confirm_sent,
-                        key=step_key(step, text),
-                    )
+                result = self.send_through(
+                    ledger,
+                    numbers,
+                    text,
+                    through,
+                    provider=hook.provider,
+                    region=hook.default_region,
+                    key=step_key(step, text),
+                )
             except SmsValidationError:
                 raise
             except SmsError as err:  # the whole step failed: its recipients move on where the code allows
