@@ -503,7 +503,9 @@ def advance(
             break
         for step in steps:
             result, confirm = send(step)
-            record_send(ladder, step, result, now, deliver_within=policy.deliver_within, confirm=confirm)
+            # a text's deliver_within starts once it was sent, not when its step fell due: building the
+            # hook, reading the ledger and the request itself take time
+            record_send(ladder, step, result, clock(), deliver_within=policy.deliver_within, confirm=confirm)
     wait = wait_for(policy, ladder)
     if wait is None and not ladder.finished:  # nothing pending and nothing to wait for (cannot happen)
         ladder.finished = _final(ladder, policy.levels[ladder.level])
