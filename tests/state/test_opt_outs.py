@@ -349,7 +349,7 @@ def test_a_stop_reply_reaches_the_register_through_the_shared_stream(
 ) -> None:
     pytest.importorskip("airflow.triggers.shared_stream", reason="shared trigger streams need Airflow 3.3")
     from airflow_provider_sms.triggers.inbox import Inbox
-    from tests.triggers.test_shared_inbox import Triggerer, waiter
+    from tests.triggers.test_shared_inbox import Triggerer, run, waiter
 
     make_conn("inbox", "cloudware", host=sandbox.url, country_code="61")
     Inbox._open.clear()
@@ -365,14 +365,7 @@ def test_a_stop_reply_reaches_the_register_through_the_shared_stream(
         await triggerer.until(lambda: bool(triggerer.events[first]))
         await triggerer.until(lambda: bool(orm_register.opted_out([CAROL])), timeout=5)
 
-    async def main() -> None:
-        triggerer = Triggerer()
-        try:
-            await scenario(triggerer)
-        finally:
-            await triggerer.stop()
-
-    asyncio.run(main())
+    run(scenario)
     entry = orm_register.get(CAROL)
     assert entry is not None and entry.source == "reply:inbox"
 
