@@ -42,9 +42,7 @@ with DAG(
         result=send.output,
         fail_on_undelivered=False,
         deferrable=True,
-        # Not much shorter: on Airflow 3.2-3.3 a trigger that fires within seconds of deferring can meet
-        # a scheduler race that fails the task (apache/airflow#67287).
-        poke_interval=15,
+        poke_interval=5,
         timeout=15 * 60,
     )
 
