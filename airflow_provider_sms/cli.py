@@ -115,6 +115,8 @@ def opt_outs_import(args: argparse.Namespace) -> None:
                 continue
             added += changed
             known += not changed
+    if added:
+        register.save_snapshot()  # so that the next sends read the import in one snapshot, not as events
     print(f"{added} number(s) opted out, {known} already in the register or superseded, {len(bad)} skipped")
     for problem in bad[:20]:
         print(f"  skipped {problem}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_sms import cli
-from airflow_provider_sms.state.opt_outs import OPTED_IN, OPTED_OUT, OptOutRegister
+from airflow_provider_sms.state.opt_outs import KEY_PREFIXES, OptOutRegister
 
 BIN = Path(sys.executable).parent
 
@@ -26,7 +26,7 @@ def register(airflow_db: None) -> Iterator[OptOutRegister]:
     reg = OptOutRegister()
 
     def empty() -> None:
-        for prefix in (OPTED_OUT, OPTED_IN):
+        for prefix in KEY_PREFIXES:
             for key in reg.store.keys(prefix):
                 reg.store.delete(key)
 
@@ -62,8 +62,9 @@ def test_export_then_import_round_trips_the_register(
         ("+61400000212", "provider:cellcast_default", "2026-01-03T00:00:00+00:00"),
         ("+61400000211", "reply:cloudware_default", "2026-01-02T03:04:05+00:00"),
     ]
-    for key in register.store.keys(OPTED_OUT):
-        register.store.delete(key)
+    for prefix in KEY_PREFIXES:  # an empty register, as in a new deployment
+        for key in register.store.keys(prefix):
+            register.store.delete(key)
     cli.main(["opt-outs", "import", str(exported)])
     assert "2 number(s) opted out" in capsys.readouterr().out
     entry = register.get("+61400000211")

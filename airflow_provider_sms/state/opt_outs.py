@@ -1,42 +1,57 @@
 """The opt-out register: the numbers that replied STOP (or that a provider reported opted out), kept
 as Airflow Variables so that every send, through any connection and from any Airflow process, skips them.
 
-One Variable per opted-out number, ``sms_optout.<digest>`` (the digest is a short hash of the E.164
-number, so a send checks its recipients by key, never by scanning values), whose value is JSON
-``{"number", "at", "source", "word", "by"}``: when it happened, where it came from (``reply:<conn_id>``,
-``provider:<conn_id>``, ``cli``, ``ui:<user>``...), the word the person sent and who recorded it. A
-number that opted back in (START, UNSTOP, or a person removing it) leaves an ``sms_optin.<digest>``
-Variable with the same fields, so an older STOP arriving late (a delayed webhook, a poll reading back)
-cannot undo a newer START, nor an older START a newer STOP: the later ``at`` wins, and a STOP wins a tie.
-Variables are the store because a task, a trigger and a callback (Task SDK) and the API server, the CLI
-and Airflow 2.11 (ORM) can all reach them (``state.variables``). This module is the only code that
-touches these keys.
+**Events are the record.** Each STOP or START is one Variable written once and never changed,
+``sms_optfeed.<hour>.<digest>.<o|i>.<microseconds>``: the UTC hour it was written, a short hash of the
+E.164 number, opted out or back in, and when the person did it; its value is JSON ``{"number", "at",
+"source", "word", "by"}`` (where it came from: ``reply:<conn_id>``, ``provider:<conn_id>``, ``cli``,
+``ui:<user>``...). A number's state is its latest event, an opt-out winning a tie, so a late STOP (a
+delayed webhook, a poll reading back) cannot undo a newer START nor a late START a newer STOP, and two
+processes recording a STOP and a START for one number at the same moment cannot lose either: nothing
+is read, changed and written back, and nothing is deleted.
 
-Checking (``opted_out``): through the ORM one ``IN`` query (in slices of 500 keys); in a task or trigger
-on Airflow 3.3, a send to at most ``SMALL_SEND`` recipients asks for each key, a larger one lists the
-register's keys once (the SDK pages them; the listing serves the same register object for
-``LISTING_TTL`` seconds) and looks each recipient up in that set; on Airflow 3.0-3.2,
-which cannot list keys from a task, every recipient's key is asked for. A register that cannot be read
-raises ``SmsOptOutRegisterUnavailableError`` (fail closed); a process with no Airflow metadata database
-at all (a plain script) is told once that the register is not consulted (``check``).
+**Checking reads a snapshot plus the recent hours.** Listing every event through Airflow's execution
+API costs about 10 us a key (100,000 keys: a second), so a check reads ``sms_optsnap`` (which hour it
+was built in, how many shards) and its shards ``sms_optsnap.<hour>.<shards>.<i>`` (16 bytes per number,
+its digest and latest event, compressed), then lists only the events of the hours from the one before
+the snapshot's to the one after now, and merges: the latest event wins, so reading an event twice is harmless. The check
+that finds the snapshot two hours old, missing or unreadable (then it lists every event, once), or
+followed by many events (an import), writes a new one, shards first; snapshots are never changed in
+place, a snapshot is never replaced by an older one, and those two days older than the newest are
+deleted. This relies on the processes' clocks agreeing within an hour, which Airflow's own execution
+API tokens already require.
 
-Writes from the paths that see replies and reports (``note_inbound``, ``note_reports``,
-``note_unsubscribed``) never raise: a failed write is logged, with the number masked, and waiting or
-sending goes on. Two processes writing the same number at the same moment may both write; the Variable
-holds the last write, which is the same decision either way.
+**Per number, for details and where nothing can be listed.** Each event also sets ``sms_optout.<digest>``
+(the latest opt-out) or ``sms_optin.<digest>`` (the latest opt-back-in) to the same JSON: ``entries``
+and ``get`` show those details, ``add``/``remove`` read them to skip an event already recorded, and a
+task on Airflow 3.0-3.2, which cannot list Variable keys, decides by them (one lookup per recipient).
+Two same-kind events racing can leave the older one there (the events stay right, so checks that list
+do too); that is the only inexact path, said in the README.
+
+A register that cannot be read raises ``SmsOptOutRegisterUnavailableError`` (fail closed); a process
+with no Airflow metadata database at all (a plain script) is told once that the register is not
+consulted (``check``). Writes from the paths that see replies and reports (``note_inbound``,
+``note_reports``, ``note_unsubscribed``) never raise: a failed write is logged, with the number masked,
+and waiting or sending goes on. Variables are the store because a task, a trigger and a callback (Task
+SDK) and the API server, the CLI and Airflow 2.11 (ORM) can all reach them (``state.variables``). This
+module is the only code that touches these keys.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
+import re
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_sms.core.errors import SmsOptOutRegisterUnavailableError, SmsValidationError
 from airflow_provider_sms.core.inbound import OPT_IN_WORDS, OPT_OUT_WORDS, opt_out_word
@@ -47,14 +62,18 @@ if TYPE_CHECKING:
     from airflow_provider_sms.core.results import DeliveryReport, InboundMessage
 
 __all__ = [
+    "FEED",
+    "KEY_PREFIXES",
     "OPTED_IN",
     "OPTED_OUT",
     "OPT_IN_WORDS",
     "OPT_OUT_WORDS",
-    "SMALL_SEND",
+    "SNAPSHOT",
+    "Event",
     "OptOut",
     "OptOutRegister",
     "digest",
+    "event_variables",
     "note_inbound",
     "note_reports",
     "note_unsubscribed",
@@ -63,24 +82,53 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+FEED = "sms_optfeed."
+SNAPSHOT = "sms_optsnap"
 OPTED_OUT = "sms_optout."
 OPTED_IN = "sms_optin."
-# A send to at most this many recipients asks the Task SDK for each one's key; a larger one lists the
-# register once (1000 keys a page), which is fewer round trips from here on.
-SMALL_SEND = 50
-# How long one listing serves the later checks of the same register object (one operator's send).
+OUT, IN = "o", "i"
+KEY_PREFIXES = (FEED, SNAPSHOT, OPTED_OUT, OPTED_IN)
+"""Every Variable key of the register starts with one of these."""
+# Numbers per snapshot shard (16 bytes each, stored in about 19 characters: under a megabyte a shard).
+SHARD_SIZE = 50_000
+# The check that finds the snapshot this many hours old, or this many events listed on top of it,
+# writes a new one.
+REFRESH_HOURS = 2
+REFRESH_EVENTS = 2_000
+# A snapshot older than this is not worth listing the hours since: the check lists every event.
+MAX_HOURS = 72
+# Snapshots this many hours older than the newest one are deleted.
+KEEP_HOURS = 48
+# In a task or trigger, how long one reading serves the later checks of the same register object (the
+# groups of a personalized send and a failover's fallbacks share it).
 LISTING_TTL = 30.0
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_HOUR_FORMAT = "%Y%m%d%H"
+_KEY = re.compile(r"sms_optfeed\.([0-9]{10})\.([0-9a-f]{16})\.([oi])\.([0-9]{1,19})")
 
 _told_no_database = threading.Event()
 
 
 def digest(number: str) -> str:
-    """The key suffix of an E.164 number: 16 hex digits of its SHA-256."""
+    """The key part that names an E.164 number: 16 hex digits of its SHA-256."""
     return hashlib.sha256(number.encode("utf-8")).hexdigest()[:16]
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)  # to the microsecond: a correction made at once is later than the mistake
+
+
+def _hour(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(_HOUR_FORMAT)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _aware(moment: datetime | str | None) -> datetime:
@@ -95,7 +143,7 @@ def _aware(moment: datetime | str | None) -> datetime:
 
 @dataclass(frozen=True)
 class OptOut:
-    """One entry of the register (or, under ``sms_optin.``, one opt-back-in)."""
+    """What one event records (the value of its Variables): the number, when, where from, the word, who."""
 
     number: str
     at: datetime
@@ -104,9 +152,7 @@ class OptOut:
     by: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"number": self.number, "at": self.at.isoformat(), "source": self.source, "word": self.word, "by": self.by}
-        )
+        return json.dumps(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,18 +181,121 @@ def _read(text: str | None) -> OptOut | None:
     try:
         return OptOut.from_json(text)
     except (ValueError, KeyError, TypeError):
-        return None  # a value written by hand that is not ours: the key alone still counts for checks
+        return None  # a value written by hand that is not ours
+
+
+class Event(NamedTuple):
+    """One STOP or START as its feed key names it, which is all a check needs to know."""
+
+    digest: str
+    kind: str  # OUT or IN
+    at: int  # microseconds since 1970 (UTC): when the person did it
+
+    def beats(self, other: Event | None) -> bool:
+        """Whether this event decides the number's state over ``other``: later, or an opt-out in a tie."""
+        return other is None or (self.at, self.kind == OUT) > (other.at, other.kind == OUT)
+
+    @classmethod
+    def from_key(cls, key: str) -> Event | None:
+        found = _KEY.fullmatch(key)
+        return cls(found[2], found[3], int(found[4])) if found else None
+
+
+def _feed_key(event: Event, hour: str) -> str:
+    return f"{FEED}{hour}.{event.digest}.{event.kind}.{event.at}"
+
+
+class Reading:
+    """Every number's latest event as read once, kept as the snapshot stores it: the digest's 8 bytes ->
+    ``at << 1 | opted out``, so that 100,000 entries load without building an object each."""
+
+    def __init__(self) -> None:
+        self.latest: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.latest)
+
+    def get(self, number_digest: str) -> Event | None:
+        packed = self.latest.get(bytes.fromhex(number_digest))
+        return None if packed is None else Event(number_digest, OUT if packed & 1 else IN, packed >> 1)
+
+    def opted_out(self, number_digest: str) -> bool:
+        return bool(self.latest.get(bytes.fromhex(number_digest), 0) & 1)
+
+    def merge(self, event: Event) -> None:
+        if event.beats(self.get(event.digest)):
+            self.latest[bytes.fromhex(event.digest)] = event.at << 1 | (event.kind == OUT)
+
+    def out(self) -> list[str]:
+        """The digests of every opted-out number."""
+        return [raw.hex() for raw, packed in self.latest.items() if packed & 1]
+
+
+_RECORD = struct.Struct(">8sQ")  # a snapshot entry: the digest, then at << 1 | opted out
+
+
+def _pack(entries: Iterable[tuple[bytes, int]]) -> str:
+    """Snapshot entries as stored: fixed 16-byte records sorted by digest, compressed, in base64 (the
+    fewer bytes, the less Airflow has to encrypt, send, decrypt and scan for secrets in a task)."""
+    raw = b"".join(_RECORD.pack(number_digest, packed) for number_digest, packed in sorted(entries))
+    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+
+
+def _unpack(value: str) -> list[tuple[bytes, int]] | None:
+    """A stored shard's entries, or None when it is not one of ours or is damaged."""
+    try:
+        raw = zlib.decompress(base64.b64decode(value, validate=True))
+    except (ValueError, zlib.error):
+        return None
+    if len(raw) % _RECORD.size:
+        return None
+    return list(_RECORD.iter_unpack(raw))
+
+
+class Snapshot(NamedTuple):
+    """Where the newest snapshot is: the hour it was built in and how many shards it has."""
+
+    hour: str
+    shards: int
+
+    def shard_key(self, index: int) -> str:
+        return f"{SNAPSHOT}.{self.hour}.{self.shards}.{index}"
+
+
+def _shard(number_digest: bytes, shards: int) -> int:
+    return int.from_bytes(number_digest[:4], "big") % shards
+
+
+def _hours(since: str, until: datetime) -> list[str] | None:
+    """The hours from the one before ``since`` to the one after ``until``; None when that is more than
+    ``MAX_HOURS`` or runs backwards (a snapshot from a clock ahead): then every event is listed."""
+    try:
+        start = datetime.strptime(since, _HOUR_FORMAT).replace(tzinfo=timezone.utc) - timedelta(hours=1)
+    except ValueError:
+        return None
+    end = until.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    count = int((end - start) / timedelta(hours=1)) + 1
+    if count < 1 or count > MAX_HOURS:
+        return None
+    return [_hour(start + timedelta(hours=n)) for n in range(count)]
+
+
+def _hours_between(older: str, newer: str) -> float:
+    return (datetime.strptime(newer, _HOUR_FORMAT) - datetime.strptime(older, _HOUR_FORMAT)) / timedelta(hours=1)
 
 
 class OptOutRegister:
     """The register over a ``KeyStore`` (Airflow Variables by default, reached as this process may).
 
     :param store: where the keys live; ``state.variables.VariableKeys()`` when None.
+    :param refresh: whether a check may write a new snapshot when it finds the one there stale (the
+        UI page's reads pass False: a page view writes nothing).
     """
 
-    def __init__(self, store: KeyStore | None = None) -> None:
+    def __init__(self, store: KeyStore | None = None, *, refresh: bool = True) -> None:
         self.store: KeyStore = store if store is not None else VariableKeys()
-        self._listing: tuple[float, frozenset[str]] | None = None
+        self.refresh = refresh
+        self._reading: tuple[float, Reading] | None = None
 
     # --- checking ------------------------------------------------------------------------------
 
@@ -156,29 +305,137 @@ class OptOutRegister:
         :raises Exception: whatever the store raises when it cannot be read (``check`` turns it into
             ``SmsOptOutRegisterUnavailableError``).
         """
-        by_key = {OPTED_OUT + digest(n): n for n in dict.fromkeys(numbers)}
-        if not by_key:
+        by_digest = {digest(n): n for n in dict.fromkeys(numbers)}
+        if not by_digest:
             return set()
-        if self._lists_register(len(by_key)):
-            listed = self._listed()
-            return {number for key, number in by_key.items() if key in listed}
-        found = self.store.get_many(by_key)
-        return {by_key[key] for key in found}
+        if not self._listable():
+            return {by_digest[d] for d in self._out_by_key(by_digest)}
+        reading = self.states()
+        return {number for d, number in by_digest.items() if reading.opted_out(d)}
 
-    def _listed(self) -> frozenset[str]:
-        """The register's keys, listed at most once every ``LISTING_TTL`` seconds by this object (the
-        groups of a personalized send and a failover's fallbacks share one listing)."""
+    def _listable(self) -> bool:
+        """Whether this process can list Variable keys (a task on Airflow 3.0-3.2 cannot)."""
+        return not isinstance(self.store, VariableKeys) or keys_listable()
+
+    def _out_by_key(self, digests: Iterable[str]) -> set[str]:
+        """The opted-out ``digests`` by their per-number keys, for where nothing can be listed."""
+        outs = self.store.get_many(OPTED_OUT + d for d in digests)
+        if not outs:
+            return set()
+        ins = self.store.get_many(OPTED_IN + key[len(OPTED_OUT) :] for key in outs)
+        found = set()
+        for key, value in outs.items():
+            number_digest = key[len(OPTED_OUT) :]
+            current = _read(value)
+            if current is None or _still_out(current, _read(ins.get(OPTED_IN + number_digest))):
+                found.add(number_digest)  # an opt-out key whose value is unreadable still counts
+        return found
+
+    def states(self, *, fresh: bool = False) -> Reading:
+        """Every number's latest event, by digest: the snapshot plus the events listed since; a stale
+        snapshot is replaced. In a task or trigger, where each read is a round trip to the supervisor,
+        one reading serves this object's checks for ``LISTING_TTL`` seconds (the groups of one send and
+        its failover) unless ``fresh``; elsewhere every call reads."""
         now = time.monotonic()
-        if self._listing is None or now - self._listing[0] > LISTING_TTL:
-            self._listing = (now, frozenset(self.store.keys(OPTED_OUT)))
-        return self._listing[1]
+        if not fresh and self._reading is not None and now - self._reading[0] <= LISTING_TTL:
+            return self._reading[1]
+        reading, snapshot, listed = self._read_register()
+        if self.refresh and reading and self._due(snapshot, listed):
+            self._save(reading)
+        self._reading = (now, reading) if self._reuses_readings() else None
+        return reading
 
-    def _lists_register(self, count: int) -> bool:
-        """List the whole register instead of asking for each key: only where each ask is a round trip
-        to the supervisor (a task or trigger) and listing is possible (Airflow 3.3+)."""
-        if count <= SMALL_SEND or not isinstance(self.store, VariableKeys) or self.store.session is not None:
+    def _reuses_readings(self) -> bool:
+        return isinstance(self.store, VariableKeys) and self.store.session is None and in_task_runtime()
+
+    def _read_register(self) -> tuple[Reading, Snapshot | None, int]:
+        reading = Reading()
+        snapshot = self._snapshot()
+        if snapshot is not None and not self._load(snapshot, reading):
+            snapshot, reading = None, Reading()
+        hours = _hours(snapshot.hour, _now()) if snapshot is not None else None
+        if hours is None:
+            snapshot, reading = None, Reading()  # nothing to build on: every event is listed
+            keys: Iterable[str] = self.store.keys(FEED)
+        else:
+            keys = [key for hour in hours for key in self.store.keys(f"{FEED}{hour}.")]
+        listed = 0
+        for key in keys:
+            event = Event.from_key(key)
+            if event is None:
+                continue  # not one of ours
+            listed += 1
+            reading.merge(event)
+        return reading, snapshot, listed
+
+    def _snapshot(self) -> Snapshot | None:
+        text = self.store.get(SNAPSHOT)
+        try:
+            data = json.loads(text) if text else None
+            snapshot = Snapshot(str(data["hour"]), int(data["shards"])) if isinstance(data, dict) else None
+        except (ValueError, KeyError, TypeError):
+            snapshot = None
+        if snapshot is None or not snapshot.hour.isdigit() or len(snapshot.hour) != 10 or snapshot.shards < 1:
+            return None
+        return snapshot
+
+    def _load(self, snapshot: Snapshot, reading: Reading) -> bool:
+        """Read ``snapshot``'s shards into ``reading``; False when one is missing or damaged (then the
+        snapshot is not used: every event is listed instead)."""
+        shards = self.store.get_many(snapshot.shard_key(i) for i in range(snapshot.shards))
+        if len(shards) != snapshot.shards:
+            log.info("the opt-out register's snapshot of %s is incomplete; reading every event", snapshot.hour)
             return False
-        return in_task_runtime() and keys_listable()
+        for value in shards.values():
+            entries = _unpack(value)
+            if entries is None:
+                log.warning("the opt-out register's snapshot of %s is damaged; reading every event", snapshot.hour)
+                return False
+            reading.latest.update(entries)
+        return True
+
+    @staticmethod
+    def _due(snapshot: Snapshot | None, listed: int) -> bool:
+        if snapshot is None or listed > REFRESH_EVENTS:
+            return True
+        return _hours_between(snapshot.hour, _hour(_now())) >= REFRESH_HOURS
+
+    def _save(self, reading: Reading) -> None:
+        """Write ``reading`` as the new snapshot: its shards, then (unless a newer one is there) the pointer
+        to them, then delete snapshots ``KEEP_HOURS`` older. A failure is logged, never raised: the
+        check has its answer, and the next one lists the events again."""
+        hour = _hour(_now())
+        snapshot = Snapshot(hour, max(1, -(-len(reading) // SHARD_SIZE)))
+        parts: list[list[tuple[bytes, int]]] = [[] for _ in range(snapshot.shards)]
+        for entry in reading.latest.items():
+            parts[_shard(entry[0], snapshot.shards)].append(entry)
+        try:
+            for index, part in enumerate(parts):
+                self.store.set(snapshot.shard_key(index), _pack(part))
+            current = self._snapshot()
+            if current is None or current.hour <= hour:
+                self.store.set(
+                    SNAPSHOT,
+                    json.dumps(
+                        {"hour": hour, "shards": snapshot.shards, "numbers": len(reading), "at": _now().isoformat()}
+                    ),
+                )
+            for key in self.store.keys(f"{SNAPSHOT}."):
+                built = key[len(SNAPSHOT) + 1 :].split(".")[0]
+                if built.isdigit() and len(built) == 10 and _hours_between(built, hour) > KEEP_HOURS:
+                    self.store.delete(key)
+        except Exception as err:
+            log.warning(
+                "could not save the opt-out register's snapshot (%s); checks read every event until one is saved",
+                _describe(err),
+            )
+
+    def save_snapshot(self) -> None:
+        """Read the whole register now and write it as the snapshot (after a bulk import, say)."""
+        self._reading = None
+        reading, _snapshot, _listed = self._read_register()
+        if reading:
+            self._save(reading)
 
     def check(self, numbers: Iterable[str], *, conn_id: str | None = None) -> set[str] | None:
         """``opted_out`` for a send: None when this process has no Airflow metadata database at all (a
@@ -220,10 +477,18 @@ class OptOutRegister:
 
     # --- changing ------------------------------------------------------------------------------
 
-    def _pair(self, number: str) -> tuple[str, str, OptOut | None, OptOut | None]:
-        out_key, in_key = OPTED_OUT + digest(number), OPTED_IN + digest(number)
+    def _pair(self, number_digest: str) -> tuple[OptOut | None, OptOut | None]:
+        """The latest opt-out and opt-back-in recorded for a number, by its per-number keys."""
+        out_key, in_key = OPTED_OUT + number_digest, OPTED_IN + number_digest
         values = self.store.get_many([out_key, in_key])
-        return out_key, in_key, _read(values.get(out_key)), _read(values.get(in_key))
+        return _read(values.get(out_key)), _read(values.get(in_key))
+
+    def _record(self, number_digest: str, kind: str, entry: OptOut) -> None:
+        """Write one event: its feed key first (the record), then the number's per-number key."""
+        for key, value in event_variables(entry, opted_out=kind == OUT).items():
+            self.store.set(key, value)
+        if self._reading is not None:
+            self._reading[1].merge(Event(number_digest, kind, _micros(entry.at)))
 
     def add(
         self,
@@ -236,25 +501,24 @@ class OptOutRegister:
     ) -> bool:
         """Opt ``number`` out, as of ``at`` (now by default).
 
-        Nothing changes when the register already holds it as of ``at`` or later, or when it opted back
-        in after ``at``. :return: True when the number was not opted out before.
+        Nothing is written when an opt-out as of ``at`` or later is already recorded, or an opt-back-in
+        after ``at``. :return: True when the number was not opted out before.
         :raises SmsValidationError: ``number`` is not a phone number.
         """
         number = normalize_number(number)
         moment = _aware(at)
-        out_key, in_key, current, back_in = self._pair(number)
+        number_digest = digest(number)
+        current, back_in = self._pair(number_digest)
         if current is not None and current.at >= moment:
             return False
         if back_in is not None and back_in.at > moment:
             log.info("opt-out of %s as of %s ignored: it opted back in later", mask_number(number), moment.isoformat())
             return False
-        self.store.set(out_key, OptOut(number, moment, source, word, by).to_json())
-        self._listing = None
-        if back_in is not None:
-            self.store.delete(in_key)
-        if current is None:
+        self._record(number_digest, OUT, OptOut(number, moment, source, word, by))
+        was_out = _still_out(current, back_in)
+        if not was_out:
             log.info("%s opted out (%s)", mask_number(number), source)
-        return current is None
+        return not was_out
 
     def remove(
         self,
@@ -273,36 +537,61 @@ class OptOutRegister:
         """
         number = normalize_number(number)
         moment = _aware(at)
-        out_key, in_key, current, back_in = self._pair(number)
+        number_digest = digest(number)
+        current, back_in = self._pair(number_digest)
         if current is not None and current.at >= moment:
             log.info("opt-in of %s as of %s ignored: it opted out later", mask_number(number), moment.isoformat())
             return False
+        was_out = _still_out(current, back_in)
         if back_in is None or back_in.at < moment:
-            self.store.set(in_key, OptOut(number, moment, source, word, by).to_json())
-        if current is None:
-            return False
-        self.store.delete(out_key)
-        self._listing = None
-        log.info("%s opted back in (%s)", mask_number(number), source)
-        return True
+            self._record(number_digest, IN, OptOut(number, moment, source, word, by))
+        if was_out:
+            log.info("%s opted back in (%s)", mask_number(number), source)
+        return was_out
+
+    # --- reading entries -----------------------------------------------------------------------
 
     def get(self, number: str) -> OptOut | None:
         """The register's entry for ``number``, or None when it is not opted out."""
         number = normalize_number(number)
-        key = OPTED_OUT + digest(number)
-        value = self.store.get(key)
-        if value is None:
+        number_digest = digest(number)
+        if not self._listable():
+            current, back_in = self._pair(number_digest)
+            return current if _still_out(current, back_in) else None
+        event = self.states(fresh=True).get(number_digest)
+        if event is None or event.kind != OUT:
             return None
-        return _read(value) or OptOut(number, _now(), "unknown")
+        return _read(self.store.get(OPTED_OUT + number_digest)) or OptOut(number, _moment(event.at), "unknown")
 
     def entries(self) -> list[OptOut]:
-        """Every opted-out number, newest first."""
-        keys = list(self.store.keys(OPTED_OUT))
+        """Every opted-out number, newest first. The details (number, source, word, who) are those its own
+        key holds: the latest opt-out recorded there."""
+        keys = [OPTED_OUT + number_digest for number_digest in self.states(fresh=True).out()]
         found: list[OptOut] = []
         for start in range(0, len(keys), 500):
             values = self.store.get_many(keys[start : start + 500])
             found += [entry for entry in map(_read, values.values()) if entry is not None]
+        if len(found) < len(keys):
+            log.warning("%d opted-out numbers have no readable details; checks still skip them", len(keys) - len(found))
         return sorted(found, key=lambda e: (e.at, e.number), reverse=True)
+
+
+def event_variables(entry: OptOut, *, opted_out: bool = True, written: datetime | None = None) -> dict[str, str]:
+    """The Variables one event writes, in the order they are written: its feed key (the record), then the
+    number's own key. For bulk loads that insert the rows themselves (a migration, the benchmarks);
+    ``written`` is when (the hour in the feed key), now by default."""
+    number_digest = digest(entry.number)
+    event = Event(number_digest, OUT if opted_out else IN, _micros(entry.at))
+    value = entry.to_json()
+    return {
+        _feed_key(event, _hour(written or _now())): value,
+        (OPTED_OUT if opted_out else OPTED_IN) + number_digest: value,
+    }
+
+
+def _still_out(current: OptOut | None, back_in: OptOut | None) -> bool:
+    """Whether the per-number keys say opted out: an opt-out not followed by an opt-back-in."""
+    return current is not None and (back_in is None or current.at >= back_in.at)
 
 
 def _describe(err: BaseException) -> str:

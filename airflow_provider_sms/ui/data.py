@@ -546,11 +546,12 @@ def _count(value: Any) -> int:
 
 
 def register(session: Any) -> Any:
-    """The opt-out register through the request's session (a change commits with its audit entry)."""
+    """The opt-out register through the request's session (a change commits with its audit entry); a
+    page view never writes the register's snapshot."""
     from airflow_provider_sms.state.opt_outs import OptOutRegister
     from airflow_provider_sms.state.variables import VariableKeys
 
-    return OptOutRegister(store=VariableKeys(session=session))
+    return OptOutRegister(store=VariableKeys(session=session), refresh=False)
 
 
 def opt_outs(session: Any, *, with_ids: bool = False) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ inbox stream, the webhook recorder)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,17 @@ import pytest
 from airflow_provider_sms.core.errors import SmsOptOutRegisterUnavailableError
 from airflow_provider_sms.core.results import DeliveryReport, InboundMessage
 from airflow_provider_sms.state import opt_outs
-from airflow_provider_sms.state.opt_outs import OPTED_IN, OPTED_OUT, OptOutRegister, digest, opt_out_word
+from airflow_provider_sms.state.opt_outs import (
+    FEED,
+    KEY_PREFIXES,
+    OPTED_IN,
+    OPTED_OUT,
+    SNAPSHOT,
+    OptOut,
+    OptOutRegister,
+    digest,
+    opt_out_word,
+)
 from airflow_provider_sms.state.variables import MemoryKeys, VariableKeys
 from tests.keystore import MemoryKeys as SharedMemoryKeys
 from tests.payloads import CLOUDWARE_OK
@@ -62,13 +73,16 @@ def test_add_check_remove_and_the_stored_value() -> None:
     assert reg.opted_out([ALICE, BOB]) == {ALICE}
     store = reg.store
     assert isinstance(store, MemoryKeys)
-    key = OPTED_OUT + digest(ALICE)
-    assert list(store.values) == [key] and ALICE not in key  # the key holds a hash, not the number
+    (event,) = store.keys(FEED)
+    assert event.startswith(f"{FEED}{datetime.now(timezone.utc):%Y%m%d%H}.{digest(ALICE)}.o.")
+    assert set(store.values) == {event, OPTED_OUT + digest(ALICE), SNAPSHOT, f"{SNAPSHOT}.{event.split('.')[1]}.1.0"}
+    assert not any(ALICE.lstrip("+") in key for key in store.values)  # keys hold a hash, never the number
     entry = reg.get(ALICE)
     assert entry is not None
     assert (entry.number, entry.at, entry.source, entry.by) == (ALICE, T0, "cli", "ops")
     assert reg.remove(ALICE, source="cli", at=T0 + timedelta(minutes=1)) is True
-    assert reg.opted_out([ALICE]) == set()
+    assert reg.opted_out([ALICE]) == set() and reg.get(ALICE) is None
+    assert OptOutRegister(store).opted_out([ALICE]) == set()  # a new reader agrees
     assert reg.remove(BOB, source="cli") is False
 
 
@@ -83,6 +97,42 @@ def test_the_later_event_wins_whatever_order_they_arrive_in() -> None:
     reg.add(BOB, source="reply:c", at=T0)
     assert reg.remove(BOB, source="reply:c", at=T0) is False  # a tie: the opt-out stands
     assert reg.opted_out([BOB]) == {BOB}
+    assert OptOutRegister(reg.store).opted_out([ALICE, BOB]) == {ALICE, BOB}
+
+
+class Interleaved(MemoryKeys):
+    """A store that runs ``rival`` once, right after the next read of a number's per-number keys: another
+    process recording its event between this one's read and its write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rival: Any = None
+
+    def get_many(self, keys: Any) -> dict[str, str]:
+        found = super().get_many(keys)
+        rival, self.rival = self.rival, None
+        if rival is not None:
+            rival()
+        return found
+
+
+@pytest.mark.parametrize("listing", [True, False], ids=["events", "per-number keys"])
+def test_a_stop_and_a_start_racing_for_one_number_lose_neither(monkeypatch: pytest.MonkeyPatch, listing: bool) -> None:
+    """A START of 09:02 reads the number (opted out at 09:00); before it writes, a STOP of 09:03 is
+    recorded. Deleting the opt-out (as a read-change-write would) would lose that newer STOP."""
+    store = Interleaved()
+    ours, theirs = OptOutRegister(store), OptOutRegister(store)
+    ours.add(ALICE, source="reply:c", at=T0)
+    store.rival = lambda: theirs.add(ALICE, source="reply:c", at=T0 + timedelta(minutes=3))
+    assert ours.remove(ALICE, source="reply:c", at=T0 + timedelta(minutes=2)) is True  # it saw the 09:00 STOP
+    # and the other way round: a STOP of 09:05 reads, a START of 09:06 lands before its write
+    ours.add(BOB, source="reply:c", at=T0)
+    store.rival = lambda: theirs.remove(BOB, source="reply:c", at=T0 + timedelta(minutes=6))
+    ours.add(BOB, source="reply:c", at=T0 + timedelta(minutes=5))
+    if not listing:  # Airflow 3.0-3.2 in a task: the per-number keys are all a check can read
+        monkeypatch.setattr(opt_outs, "keys_listable", lambda: False)
+        monkeypatch.setattr(OptOutRegister, "_listable", lambda self: False)
+    assert OptOutRegister(store).opted_out([ALICE, BOB]) == {ALICE}
 
 
 def test_entries_lists_every_opt_out_newest_first_and_not_the_opt_ins() -> None:
@@ -90,19 +140,32 @@ def test_entries_lists_every_opt_out_newest_first_and_not_the_opt_ins() -> None:
     reg.add(ALICE, source="cli", at=T0)
     reg.add(BOB, source="provider:cellcast_default", word="unsubscribed", at=T0 + timedelta(hours=1))
     reg.remove(CAROL, source="cli", at=T0)
+    reg.add(CAROL, source="cli", at=T0 - timedelta(hours=1))  # older than her opt-in: not listed
     assert [(e.number, e.source) for e in reg.entries()] == [(BOB, "provider:cellcast_default"), (ALICE, "cli")]
     assert any(k.startswith(OPTED_IN) for k in reg.store.keys("sms_"))
 
 
-def test_a_value_written_by_hand_still_opts_the_number_out() -> None:
+def test_keys_that_are_not_ours_are_ignored_and_an_unreadable_per_number_value_still_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     store = MemoryKeys()
-    store.set(OPTED_OUT + digest(ALICE), "not json")
-    assert OptOutRegister(store).opted_out([ALICE]) == {ALICE}
+    store.set(f"{FEED}2026050109.not-a-digest.o.1", "{}")
+    store.set(f"{FEED}2026050109.{digest(BOB)}.x.1", "{}")
+    assert OptOutRegister(store).opted_out([ALICE, BOB]) == set()
+    store.set(OPTED_OUT + digest(ALICE), "not json")  # by hand, where nothing can be listed
+    monkeypatch.setattr(OptOutRegister, "_listable", lambda self: False)
+    assert OptOutRegister(store).opted_out([ALICE, BOB]) == {ALICE}
 
 
 def test_an_unreadable_register_fails_the_check_closed() -> None:
     class Down(SharedMemoryKeys):
+        def get(self, key: str) -> str | None:
+            raise ConnectionError("database unreachable")
+
         def get_many(self, keys: Any) -> dict[str, str]:
+            raise ConnectionError("database unreachable")
+
+        def keys(self, prefix: str) -> list[str]:
             raise ConnectionError("database unreachable")
 
     with pytest.raises(SmsOptOutRegisterUnavailableError) as caught:
@@ -120,6 +183,7 @@ def test_with_no_metadata_database_the_check_says_so_once_and_consults_nothing(
 
     monkeypatch.setattr(opt_outs, "_told_no_database", type(opt_outs._told_no_database)())
     monkeypatch.setattr(OptOutRegister, "_no_database", lambda self: True)
+    monkeypatch.setattr(opt_outs, "keys_listable", lambda: True)  # outside a task
     reg = OptOutRegister(NoTable())
     with caplog.at_level(logging.WARNING, logger=opt_outs.__name__):
         assert reg.check([ALICE]) is None
@@ -146,23 +210,175 @@ class CountingKeys(VariableKeys):
         self.calls["keys"] += 1
         return self.memory.keys(prefix)
 
+    def set(self, key: str, value: str) -> None:
+        self.memory.set(key, value)
 
-def test_in_a_task_a_small_send_asks_per_recipient_and_a_large_one_lists_the_register_once(
-    monkeypatch: pytest.MonkeyPatch,
+    def delete(self, key: str) -> None:
+        self.memory.delete(key)
+
+
+# --- the snapshot: a check reads it and the recent hours, not every event --------------------------
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Recording(MemoryKeys):
+    """Key store that records which prefixes were listed and which keys were read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed: list[str] = []
+        self.read: list[str] = []
+
+    def keys(self, prefix: str) -> list[str]:
+        self.listed.append(prefix)
+        return super().keys(prefix)
+
+    def get(self, key: str) -> str | None:
+        self.read.append(key)
+        return super().get(key)
+
+    def get_many(self, keys: Any) -> dict[str, str]:
+        wanted = list(keys)
+        self.read += wanted
+        return super().get_many(wanted)
+
+    def forget(self) -> None:
+        self.listed, self.read = [], []
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    ticking = Clock(T0 + timedelta(minutes=30))
+    monkeypatch.setattr(opt_outs, "_now", ticking)
+    return ticking
+
+
+def test_a_check_reads_the_snapshot_and_lists_only_the_hours_around_it(clock: Clock) -> None:
+    store = Recording()
+    writer = OptOutRegister(store)
+    numbers = [f"+614{i:08d}" for i in range(40)]
+    for number in numbers:
+        writer.add(number, source="import", at=T0)
+    assert OptOutRegister(store).opted_out([*numbers[:3], ALICE]) == set(numbers[:3])
+    assert store.listed == [FEED, f"{SNAPSHOT}."]  # no snapshot yet: every event once; one is written
+    assert json.loads(store.values[SNAPSHOT])["hour"] == "2026050109"
+
+    clock.now += timedelta(hours=1)  # 10:30: a new STOP, and a second writer's late event of 08:59
+    writer.add(ALICE, source="reply:c")
+    store.set(f"{FEED}2026050108.{digest(BOB)}.o.{opt_outs._micros(T0)}", OptOut(BOB, T0, "late").to_json())
+    store.forget()
+    assert OptOutRegister(store).opted_out([*numbers, ALICE, BOB, CAROL]) == {*numbers, ALICE, BOB}
+    prefixes = [p.removeprefix(FEED) for p in store.listed]
+    assert prefixes == ["2026050108.", "2026050109.", "2026050110.", "2026050111."]  # never all of them
+    assert SNAPSHOT in store.read and f"{SNAPSHOT}.2026050109.1.0" in store.read
+
+
+def test_a_stale_snapshot_is_replaced_and_old_ones_are_deleted(clock: Clock) -> None:
+    store = MemoryKeys()
+    reg = OptOutRegister(store)
+    reg.add(ALICE, source="cli", at=T0)
+    reg.opted_out([ALICE])
+    first = f"{SNAPSHOT}.2026050109.1.0"
+    assert first in store.values
+    clock.now += timedelta(hours=1)
+    OptOutRegister(store).opted_out([ALICE])
+    assert json.loads(store.values[SNAPSHOT])["hour"] == "2026050109"  # an hour old: still good
+    clock.now += timedelta(hours=2)
+    reg.remove(ALICE, source="cli")
+    OptOutRegister(store).opted_out([ALICE])
+    assert json.loads(store.values[SNAPSHOT])["hour"] == "2026050112"
+    assert first in store.values  # kept a while: a check that read the old pointer may still want it
+    clock.now += timedelta(hours=50)
+    assert OptOutRegister(store).opted_out([ALICE]) == set()
+    assert [k for k in store.keys(SNAPSHOT) if k != SNAPSHOT] == [f"{SNAPSHOT}.2026050314.1.0"]
+
+
+def test_many_events_since_the_snapshot_make_the_next_check_write_a_new_one(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(opt_outs, "REFRESH_EVENTS", 5)
+    store = MemoryKeys()
+    reg = OptOutRegister(store)
+    reg.add(ALICE, source="cli")
+    reg.opted_out([ALICE])
+    numbers = [f"+614{i:08d}" for i in range(6)]
+    for number in numbers:
+        reg.add(number, source="import")
+    assert json.loads(store.values[SNAPSHOT])["numbers"] == 1
+    OptOutRegister(store).opted_out([ALICE])
+    assert json.loads(store.values[SNAPSHOT])["numbers"] == 7
+
+
+def test_an_import_saves_a_snapshot_split_in_shards(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(opt_outs, "SHARD_SIZE", 10)
+    store = MemoryKeys()
+    reg = OptOutRegister(store)
+    numbers = [f"+614{i:08d}" for i in range(25)]
+    for number in numbers:
+        reg.add(number, source="import")
+    reg.save_snapshot()
+    assert json.loads(store.values[SNAPSHOT])["shards"] == 3
+    shards = [opt_outs._unpack(store.values[f"{SNAPSHOT}.2026050109.3.{i}"]) or [] for i in range(3)]
+    assert sorted(len(shard) for shard in shards) != [0, 0, 25] and sum(map(len, shards)) == 25
+    assert OptOutRegister(store).opted_out(numbers) == set(numbers)
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbled", "pointer"])
+def test_a_missing_or_damaged_snapshot_means_reading_every_event_and_writing_a_new_one(
+    clock: Clock, damage: str
+) -> None:
+    store = Recording()
+    reg = OptOutRegister(store)
+    reg.add(ALICE, source="cli")
+    reg.opted_out([ALICE])
+    shard = f"{SNAPSHOT}.2026050109.1.0"
+    if damage == "missing":
+        store.delete(shard)
+    elif damage == "garbled":
+        store.set(shard, store.values[shard][:-8] + "AAAAAAA=")  # a record cut short
+    else:
+        store.set(SNAPSHOT, "{")
+    store.forget()
+    assert OptOutRegister(store).opted_out([ALICE]) == {ALICE}
+    assert FEED in store.listed
+    assert opt_outs._unpack(store.values[shard]) is not None
+
+
+def test_an_older_snapshot_never_replaces_the_pointer_to_a_newer_one(clock: Clock) -> None:
+    store = MemoryKeys()
+    reg = OptOutRegister(store)
+    reg.add(ALICE, source="cli")
+    clock.now += timedelta(hours=5)
+    reg.save_snapshot()
+    clock.now -= timedelta(hours=5)  # a process whose clock is behind, or that stalled
+    OptOutRegister(store).save_snapshot()
+    assert json.loads(store.values[SNAPSHOT])["hour"] == "2026050114"
+    assert f"{SNAPSHOT}.2026050109.1.0" in store.values  # written, and harmless
+
+
+def test_in_a_task_the_check_lists_recent_hours_and_on_airflow_3_0_it_asks_per_number(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(opt_outs, "in_task_runtime", lambda: True)
     monkeypatch.setattr(opt_outs, "keys_listable", lambda: True)
     store = CountingKeys()
-    reg = OptOutRegister(store)
-    store.memory.set(OPTED_OUT + digest(ALICE), "{}")
-    assert reg.opted_out([ALICE, BOB]) == {ALICE}
-    assert store.calls == {"get": 2, "keys": 0}
-    many = [f"+614{i:08d}" for i in range(opt_outs.SMALL_SEND + 1)] + [ALICE]
-    assert reg.opted_out(many) == {ALICE}
-    assert store.calls == {"get": 2, "keys": 1}
+    writer = OptOutRegister(store)
+    writer.add(ALICE, source="reply:c", at=T0)
+    writer.save_snapshot()
+    store.calls = {"get": 0, "keys": 0}
+    many = [*(f"+614{i:08d}" for i in range(1000, 1200)), ALICE]
+    assert OptOutRegister(store).opted_out(many) == {ALICE}
+    assert store.calls == {"get": 2, "keys": 3}  # the pointer, one shard; 08:00, 09:00 and 10:00 listed
     monkeypatch.setattr(opt_outs, "keys_listable", lambda: False)  # Airflow 3.0-3.2: no listing from a task
-    assert reg.opted_out(many) == {ALICE}
-    assert store.calls == {"get": 2 + len(many), "keys": 1}
+    assert OptOutRegister(store).opted_out(many) == {ALICE}
+    assert store.calls == {"get": 2 + len(many) + 1, "keys": 3}  # each number's key, ALICE's opt-in key
 
 
 def msg(text: str, sender: str = ALICE, at: datetime = T0, provider: str = "cloudware") -> InboundMessage:
@@ -217,13 +433,48 @@ def orm_register(airflow_db: None) -> Iterator[OptOutRegister]:
     store = reg.store
 
     def empty() -> None:
-        for prefix in (OPTED_OUT, OPTED_IN):
+        for prefix in KEY_PREFIXES:
             for key in store.keys(prefix):
                 store.delete(key)
 
     empty()
     yield reg
     empty()
+
+
+def apply_events(events: list[tuple[str, int]], barrier: Any) -> None:
+    """One process's share of a number's STOPs and STARTs (minutes after ``T0``), released together with
+    the other processes' shares."""
+    reg = OptOutRegister()
+    barrier.wait(60)
+    for kind, minute in events:
+        change = reg.add if kind == "stop" else reg.remove
+        change(ALICE, source=f"reply:{kind}", at=T0 + timedelta(minutes=minute))
+
+
+def test_processes_recording_stops_and_starts_for_one_number_at_once_keep_the_latest(
+    orm_register: OptOutRegister,
+) -> None:
+    """Three processes on the metadata database record 24 interleaved STOPs and STARTs of one number at
+    the same time, each in its own order: whichever lands last, the latest event decides."""
+    import multiprocessing
+    import random
+
+    spawn = multiprocessing.get_context("spawn")
+    for round_, last in enumerate(("stop", "start")):
+        minutes = range(100 * round_, 100 * round_ + 24)  # this round's events are all later than the last's
+        events = [("stop" if (m % 2 == 1) == (last == "stop") else "start", m) for m in minutes]
+        random.Random(round_).shuffle(events)
+        barrier = spawn.Barrier(3)
+        processes = [spawn.Process(target=apply_events, args=(events[i::3], barrier)) for i in range(3)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(120)
+            assert process.exitcode == 0
+        assert orm_register.opted_out([ALICE]) == ({ALICE} if last == "stop" else set())
+        latest = orm_register.states().get(digest(ALICE))
+        assert latest is not None and latest.at == opt_outs._micros(T0 + timedelta(minutes=minutes[-1]))
 
 
 def sent_to(sandbox: Any, phone: str) -> list[dict[str, Any]]:
@@ -409,25 +660,27 @@ def test_a_webhook_stop_reply_joins_the_register_in_the_api_server(
 def test_in_a_real_task_run_the_check_goes_through_airflow_and_skips_the_opted_out(
     orm_register: OptOutRegister, make_conn: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, listing: bool
 ) -> None:
-    """``dag.test()``: on Airflow 3 the task reaches Variables through the Task SDK and the execution API
-    (asking per key, or listing the register when the send is larger than ``SMALL_SEND``); on 2.11, the ORM."""
+    """``dag.test()``: on Airflow 3 the task reaches Variables through the Task SDK and the execution API:
+    on 3.3 it reads the snapshot and lists events, never a number's own key; where keys cannot be listed
+    (3.0-3.2, simulated) it asks for each recipient's key. On 2.11, the ORM."""
     from airflow_provider_sms._compat import AIRFLOW_V_3
     from airflow_provider_sms.state import variables
     from tests.test_example_dags import load_dag, xcom_value
 
-    if listing:
-        monkeypatch.setattr(opt_outs, "SMALL_SEND", 1)
-    calls: list[tuple[str, bool]] = []
+    make_conn("cloudware_default", "cloudware", host=sandbox.url)
+    orm_register.add("+2348012345679", source="reply:cloudware_default", at=T0)
+    if not listing:
+        monkeypatch.setattr(opt_outs, "keys_listable", lambda: False)
+    calls: list[tuple[str, bool, list[str]]] = []  # from here on: the run's own reads
     for name in ("get_many", "keys"):
         real = getattr(VariableKeys, name)
 
-        def spy(self: VariableKeys, *args: Any, _real: Any = real, _name: str = name) -> Any:
-            calls.append((_name, variables.in_task_runtime()))
-            return _real(self, *args)
+        def spy(self: VariableKeys, arg: Any, _real: Any = real, _name: str = name) -> Any:
+            asked = [arg] if isinstance(arg, str) else list(arg)
+            calls.append((_name, variables.in_task_runtime(), asked))
+            return _real(self, asked[0] if isinstance(arg, str) else asked)
 
         monkeypatch.setattr(VariableKeys, name, spy)
-    make_conn("cloudware_default", "cloudware", host=sandbox.url)
-    orm_register.add("+2348012345679", source="reply:cloudware_default", at=T0)
     dag = load_dag("cloudware_queue")
     task = dag.get_task("queue_newsletter")
     task.fail_on_rejected = False
@@ -436,11 +689,17 @@ def test_in_a_real_task_run_the_check_goes_through_airflow_and_skips_the_opted_o
     assert result["unsubscribed"] == ["+2348012345679"]
     texted = {row["phone"] for row in sandbox.store.all(provider="cloudware") if row["direction"] == "out"}
     assert texted == {"+2348012345678", "+2348012345680"}
-    through_sdk = [name for name, sdk in calls if sdk]
-    if AIRFLOW_V_3:  # the task's own check, through the Task SDK: one listing, or one ask for the keys
-        assert through_sdk == (["keys"] if listing else ["get_many"])
-    else:
-        assert through_sdk == [] and "get_many" in {name for name, _ in calls}  # the ORM: one IN query
+    asked = [(name, key) for name, sdk, keys in calls if sdk or not AIRFLOW_V_3 for key in keys]
+    assert asked and (not AIRFLOW_V_3 or all(sdk for _n, sdk, _k in calls if _n == "keys"))
+    if listing:  # the snapshot and the events; no number's own key
+        assert {name for name, _key in asked} == {"get_many", "keys"}
+        assert all(key.startswith((FEED, SNAPSHOT)) for _name, key in asked)
+    else:  # each recipient's own key, and nothing listed
+        assert {name for name, _key in asked} == {"get_many"}
+        assert {key for _name, key in asked} >= {
+            OPTED_OUT + digest("+2348012345678"),
+            OPTED_OUT + digest("+2348012345679"),
+        }
 
 
 def test_a_register_failing_during_failover_keeps_what_the_primary_sent(

@@ -76,7 +76,7 @@ def seed(sends: int) -> dict[str, int]:
 
     from airflow_provider_sms.assets import asset_name, asset_uri
     from airflow_provider_sms.state import webhook_receipts as receipts
-    from airflow_provider_sms.state.opt_outs import OPTED_OUT, OptOut, digest
+    from airflow_provider_sms.state.opt_outs import OptOut, event_variables
     from tests.ui.seed import ensure_dag
 
     counts = {"sends": 0, "task_instances": 0, "messages": 0, "chunks": 0, "reports": 0, "replies": 0, "opt_outs": 0}
@@ -176,7 +176,8 @@ def seed(sends: int) -> dict[str, int]:
         for n in range(1000):
             number = f"+6148{n:07d}"
             entry = OptOut(number, datetime.fromtimestamp(now - n, timezone.utc), f"reply:{CONN}", "STOP")
-            session.add(Variable(key=OPTED_OUT + digest(number), val=entry.to_json()))
+            for key, value in event_variables(entry).items():
+                session.add(Variable(key=key, val=value))
         counts["opt_outs"] = 1000
     return counts
 
