@@ -251,6 +251,7 @@ class SendLedger:
         self.store = store
         self.try_number = try_number
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._next: int | None = None
         self._view: LedgerView | None = None
         self._handed: set[str] = set()  # text keys whose earlier requests a result already counted
@@ -278,14 +279,22 @@ class SendLedger:
         return view
 
     def write(self, chunk: dict[str, Any]) -> None:
-        """Append one chunk (claims and outcomes); durable when this returns."""
-        with self._lock:
-            if self._next is None:
-                self._view = self._read()
-            assert self._next is not None
-            index = self._next
-            self._next += 1
-        self.store.put(index, {"try": self.try_number, **chunk})
+        """Append one chunk (claims and outcomes); durable when this returns.
+
+        One write at a time, and the next chunk number is taken only once this one is stored: a later
+        try reads chunks up to the first missing number, so a failed write must not leave a gap that
+        hides the writes after it (their claims would be resent). A failed write's number is reused by
+        the next write, which is safe: what it held (claims) was never acted on, or (outcomes) is
+        written again."""
+        with self._write_lock:
+            with self._lock:
+                if self._next is None:
+                    self._view = self._read()
+                assert self._next is not None
+                index = self._next
+            self.store.put(index, {"try": self.try_number, **chunk})
+            with self._lock:
+                self._next = index + 1
 
     def note(self, name: str, value: Any) -> None:
         """Record a small JSON value (a reference, an id; never message text) for later tries to read in

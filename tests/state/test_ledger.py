@@ -313,6 +313,30 @@ def test_a_ledger_that_cannot_record_a_claim_sends_nothing(make_conn: Any, reque
     assert requests_mock.request_history == []
 
 
+def test_a_failed_ledger_write_hides_none_of_the_writes_after_it() -> None:
+    """A later try reads chunks up to the first missing number: a write that failed must not leave a gap
+    in front of the writes that succeeded after it (their claims would be resent: texts twice)."""
+
+    class FlakyStore(MemoryStore):
+        fail_next = False
+
+        def put(self, index: int, chunk: dict[str, Any]) -> None:
+            if self.fail_next:
+                self.fail_next = False
+                raise ConnectionError("API server unreachable")
+            super().put(index, chunk)
+
+    store = FlakyStore()
+    ledger = SendLedger(store)
+    ledger.note("first", 1)
+    store.fail_next = True
+    with pytest.raises(ConnectionError):
+        ledger.note("lost", 2)
+    ledger.note("third", 3)
+    assert sorted(store.chunks) == [0, 1]
+    assert SendLedger(store, try_number=2).view().notes == {"first": 1, "third": 3}
+
+
 def test_cellcast_batches_resume_per_recipient(make_conn: Any, requests_mock: Any) -> None:
     make_conn("cc", "cellcast")
     store = StateStoreAccessor()
