@@ -159,7 +159,7 @@ def group_cost(n: int = 1000, latency: float = 0.025, write: float = 0.001, reps
     return row
 
 
-def ledger_anchor(remote: Any, numbers: Any, n: int = 2000, rounds: int = 7) -> dict[str, Any]:
+def ledger_anchor(remote: Any, numbers: Any, n: int = 2000, rounds: int = 11) -> dict[str, Any]:
     """The anchor (Cloudware with the ledger vs a bare 16-thread pool, measured back to back ``rounds``
     times, which one first alternating; the ratio is the median of the rounds' ratios, so drift in a
     shared machine's load between and within rounds cancels out) and the batch sizes of Cellcast and
