@@ -12,14 +12,16 @@ is read, changed and written back, and nothing is deleted.
 
 **Checking reads a snapshot plus the recent hours.** Listing every event through Airflow's execution
 API costs about 10 us a key (100,000 keys: a second), so a check reads ``sms_optsnap`` (which hour it
-was built in, how many shards) and its shards ``sms_optsnap.<hour>.<shards>.<i>`` (16 bytes per number,
-its digest and latest event, compressed), then lists only the events of the hours from the one before
-the snapshot's to the one after now, and merges: the latest event wins, so reading an event twice is harmless. The check
-that finds the snapshot two hours old, missing or unreadable (then it lists every event, once), or
-followed by many events (an import), writes a new one, shards first; snapshots are never changed in
-place, a snapshot is never replaced by an older one, and those two days older than the newest are
-deleted. This relies on the processes' clocks agreeing within an hour, which Airflow's own execution
-API tokens already require.
+was built in, how many shards, its horizon) and its shards ``sms_optsnap.<hour>.<shards>.<i>`` (each
+number's digest and latest event, compressed), then lists only the events of the hours from the one
+before the snapshot's to the one after now, and merges: the latest event wins, so reading an event
+twice is harmless. The check that finds the snapshot two hours old, missing or unreadable (then it
+lists every event, once), or followed by many events (an import), writes a new one, shards first;
+snapshots are never changed in place, a snapshot is never replaced by an older one, and those two days
+older than the newest are deleted. This relies on the processes' clocks agreeing within an hour, which
+Airflow's own execution API tokens already require. A snapshot keeps event times newer than a week
+(``HORIZON``) only, so that its bytes (which a task pays for) are mostly the digests; a listed event
+more than a week late that would contradict an entry without a time is placed by the number's own keys.
 
 **Per number, for details and where nothing can be listed.** Each event also sets ``sms_optout.<digest>``
 (the latest opt-out) or ``sms_optin.<digest>`` (the latest opt-back-in) to the same JSON: ``entries``
@@ -89,7 +91,7 @@ OPTED_IN = "sms_optin."
 OUT, IN = "o", "i"
 KEY_PREFIXES = (FEED, SNAPSHOT, OPTED_OUT, OPTED_IN)
 """Every Variable key of the register starts with one of these."""
-# Numbers per snapshot shard (16 bytes each, stored in about 19 characters: under a megabyte a shard).
+# Numbers per snapshot shard (16 bytes each, stored in 11 to 20 characters: under a megabyte a shard).
 SHARD_SIZE = 50_000
 # The check that finds the snapshot this many hours old, or this many events listed on top of it,
 # writes a new one.
@@ -97,6 +99,9 @@ REFRESH_HOURS = 2
 REFRESH_EVENTS = 2_000
 # A snapshot older than this is not worth listing the hours since: the check lists every event.
 MAX_HOURS = 72
+# A snapshot keeps the time of a number's latest event only if it is newer than this (older ones are
+# stored as 0, which compresses away: about half the bytes a task must read).
+HORIZON = timedelta(days=7)
 # Snapshots this many hours older than the newest one are deleted.
 KEEP_HOURS = 48
 # In a task or trigger, how long one reading serves the later checks of the same register object (the
@@ -207,10 +212,17 @@ def _feed_key(event: Event, hour: str) -> str:
 
 class Reading:
     """Every number's latest event as read once, kept as the snapshot stores it: the digest's 8 bytes ->
-    ``at << 1 | opted out``, so that 100,000 entries load without building an object each."""
+    ``at << 1 | opted out``, so that 100,000 entries load without building an object each.
 
-    def __init__(self) -> None:
+    A snapshot stores ``at`` as 0 for events older than its ``horizon``: a listed event newer than the
+    horizon beats such an entry, one of the same kind changes nothing, and an older one of the other kind
+    (a STOP or START arriving more than ``HORIZON`` late) cannot be decided here: its number is ``unsure``
+    until ``OptOutRegister`` asks the number's own keys."""
+
+    def __init__(self, horizon: int = 0) -> None:
         self.latest: dict[bytes, int] = {}
+        self.horizon = horizon
+        self.unsure: dict[str, Event] = {}  # digest -> the latest listed event that could not be placed
 
     def __len__(self) -> int:
         return len(self.latest)
@@ -223,21 +235,33 @@ class Reading:
         return bool(self.latest.get(bytes.fromhex(number_digest), 0) & 1)
 
     def merge(self, event: Event) -> None:
-        if event.beats(self.get(event.digest)):
-            self.latest[bytes.fromhex(event.digest)] = event.at << 1 | (event.kind == OUT)
+        current = self.get(event.digest)
+        if current is not None and current.at == 0 and event.at < self.horizon:
+            if current.kind != event.kind and event.beats(self.unsure.get(event.digest)):
+                self.unsure[event.digest] = event
+            return  # of the same kind, it changes nothing
+        if event.beats(current):
+            self.set(event)
+
+    def set(self, event: Event) -> None:
+        self.latest[bytes.fromhex(event.digest)] = event.at << 1 | (event.kind == OUT)
 
     def out(self) -> list[str]:
         """The digests of every opted-out number."""
         return [raw.hex() for raw, packed in self.latest.items() if packed & 1]
 
-
-_RECORD = struct.Struct(">8sQ")  # a snapshot entry: the digest, then at << 1 | opted out
+    def entries(self, horizon: int) -> list[tuple[bytes, int]]:
+        """What a snapshot built now stores: times older than ``horizon`` as 0."""
+        return [(raw, packed if packed >> 1 >= horizon else packed & 1) for raw, packed in self.latest.items()]
 
 
 def _pack(entries: Iterable[tuple[bytes, int]]) -> str:
-    """Snapshot entries as stored: fixed 16-byte records sorted by digest, compressed, in base64 (the
-    fewer bytes, the less Airflow has to encrypt, send, decrypt and scan for secrets in a task)."""
-    raw = b"".join(_RECORD.pack(number_digest, packed) for number_digest, packed in sorted(entries))
+    """Snapshot entries as stored: the sorted 8-byte digests, then each one's ``at << 1 | opted out`` as
+    8 bytes, compressed, in base64. Column by column, the zeros of old entries compress away: about 11
+    characters a number (the fewer bytes, the less Airflow has to encrypt, send, decrypt and scan for
+    secrets when a task reads it)."""
+    ordered = sorted(entries)
+    raw = b"".join(d for d, _ in ordered) + struct.pack(f">{len(ordered)}Q", *(p for _, p in ordered))
     return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
 
 
@@ -247,16 +271,20 @@ def _unpack(value: str) -> list[tuple[bytes, int]] | None:
         raw = zlib.decompress(base64.b64decode(value, validate=True))
     except (ValueError, zlib.error):
         return None
-    if len(raw) % _RECORD.size:
+    count, rest = divmod(len(raw), 16)
+    if rest:
         return None
-    return list(_RECORD.iter_unpack(raw))
+    digests = [raw[i : i + 8] for i in range(0, 8 * count, 8)]
+    return list(zip(digests, struct.unpack(f">{count}Q", raw[8 * count :]), strict=True))
 
 
 class Snapshot(NamedTuple):
-    """Where the newest snapshot is: the hour it was built in and how many shards it has."""
+    """Where the newest snapshot is: the hour it was built in, how many shards it has, and before when
+    (microseconds since 1970) it stores no event times."""
 
     hour: str
     shards: int
+    horizon: int = 0
 
     def shard_key(self, index: int) -> str:
         return f"{SNAPSHOT}.{self.hour}.{self.shards}.{index}"
@@ -349,8 +377,8 @@ class OptOutRegister:
         return isinstance(self.store, VariableKeys) and self.store.session is None and in_task_runtime()
 
     def _read_register(self) -> tuple[Reading, Snapshot | None, int]:
-        reading = Reading()
         snapshot = self._snapshot()
+        reading = Reading(snapshot.horizon if snapshot is not None else 0)
         if snapshot is not None and not self._load(snapshot, reading):
             snapshot, reading = None, Reading()
         hours = _hours(snapshot.hour, _now()) if snapshot is not None else None
@@ -366,13 +394,37 @@ class OptOutRegister:
                 continue  # not one of ours
             listed += 1
             reading.merge(event)
+        if reading.unsure:
+            self._settle(reading)
         return reading, snapshot, listed
+
+    def _settle(self, reading: Reading) -> None:
+        """Place the events ``reading`` could not: each number's own keys hold the time of its latest
+        opt-out and opt-back-in, which the snapshot had dropped."""
+        unsure, reading.unsure = reading.unsure, {}
+        keys = [prefix + d for d in unsure for prefix in (OPTED_OUT, OPTED_IN)]
+        values = self.store.get_many(keys)
+        for number_digest, event in unsure.items():
+            best = event
+            current = reading.get(number_digest)
+            if current is not None and current.at and current.beats(best):
+                best = current  # a listed event newer than the horizon already decided it
+            for kind, prefix in ((OUT, OPTED_OUT), (IN, OPTED_IN)):
+                recorded = _read(values.get(prefix + number_digest))
+                if recorded is not None:
+                    candidate = Event(number_digest, kind, _micros(recorded.at))
+                    best = candidate if candidate.beats(best) else best
+            reading.set(best)
 
     def _snapshot(self) -> Snapshot | None:
         text = self.store.get(SNAPSHOT)
         try:
             data = json.loads(text) if text else None
-            snapshot = Snapshot(str(data["hour"]), int(data["shards"])) if isinstance(data, dict) else None
+            snapshot = (
+                Snapshot(str(data["hour"]), int(data["shards"]), int(data.get("horizon") or 0))
+                if isinstance(data, dict)
+                else None
+            )
         except (ValueError, KeyError, TypeError):
             snapshot = None
         if snapshot is None or not snapshot.hour.isdigit() or len(snapshot.hour) != 10 or snapshot.shards < 1:
@@ -404,10 +456,12 @@ class OptOutRegister:
         """Write ``reading`` as the new snapshot: its shards, then (unless a newer one is there) the pointer
         to them, then delete snapshots ``KEEP_HOURS`` older. A failure is logged, never raised: the
         check has its answer, and the next one lists the events again."""
-        hour = _hour(_now())
-        snapshot = Snapshot(hour, max(1, -(-len(reading) // SHARD_SIZE)))
+        now = _now()
+        hour = _hour(now)
+        horizon = max(_micros(now - HORIZON), reading.horizon)
+        snapshot = Snapshot(hour, max(1, -(-len(reading) // SHARD_SIZE)), horizon)
         parts: list[list[tuple[bytes, int]]] = [[] for _ in range(snapshot.shards)]
-        for entry in reading.latest.items():
+        for entry in reading.entries(horizon):
             parts[_shard(entry[0], snapshot.shards)].append(entry)
         try:
             for index, part in enumerate(parts):
@@ -417,7 +471,13 @@ class OptOutRegister:
                 self.store.set(
                     SNAPSHOT,
                     json.dumps(
-                        {"hour": hour, "shards": snapshot.shards, "numbers": len(reading), "at": _now().isoformat()}
+                        {
+                            "hour": hour,
+                            "shards": snapshot.shards,
+                            "horizon": horizon,
+                            "numbers": len(reading),
+                            "at": now.isoformat(),
+                        }
                     ),
                 )
             for key in self.store.keys(f"{SNAPSHOT}."):
@@ -426,7 +486,7 @@ class OptOutRegister:
                     self.store.delete(key)
         except Exception as err:
             log.warning(
-                "could not save the opt-out register's snapshot (%s); checks read every event until one is saved",
+                "could not save the opt-out register's snapshot (%s); the next check that finds it stale tries again",
                 _describe(err),
             )
 

@@ -26,6 +26,7 @@ from airflow_provider_sms.state.opt_outs import (
     OptOut,
     OptOutRegister,
     digest,
+    event_variables,
     opt_out_word,
 )
 from airflow_provider_sms.state.variables import MemoryKeys, VariableKeys
@@ -361,6 +362,46 @@ def test_an_older_snapshot_never_replaces_the_pointer_to_a_newer_one(clock: Cloc
     OptOutRegister(store).save_snapshot()
     assert json.loads(store.values[SNAPSHOT])["hour"] == "2026050114"
     assert f"{SNAPSHOT}.2026050109.1.0" in store.values  # written, and harmless
+
+
+def test_a_snapshot_drops_the_times_of_old_events_and_newer_events_still_win(clock: Clock) -> None:
+    store = MemoryKeys()
+    reg = OptOutRegister(store)
+    old = [f"+614{i:08d}" for i in range(1000, 2000)]
+    for n, number in enumerate(old):
+        reg.add(number, source="import", at=T0 - timedelta(days=30, seconds=n))
+    reg.add(CAROL, source="reply:c", at=T0 - timedelta(days=1))
+    reg.save_snapshot()
+    pointer = json.loads(store.values[SNAPSHOT])
+    assert pointer["horizon"] == opt_outs._micros(clock.now - opt_outs.HORIZON)
+    (shard,) = [v for k, v in store.values.items() if k.startswith(f"{SNAPSHOT}.")]
+    entries = dict(opt_outs._unpack(shard) or [])
+    assert entries[bytes.fromhex(digest(old[0]))] == 1  # opted out, no time: it is older than the horizon
+    assert entries[bytes.fromhex(digest(CAROL))] >> 1 == opt_outs._micros(T0 - timedelta(days=1))
+    assert len(shard) < 11 * len(entries)  # the times column is zeros: 8 random bytes a number remain
+    reg.remove(old[0], source="reply:c")  # a START now beats the STOP whose time the snapshot dropped
+    assert OptOutRegister(store).opted_out([*old[:2], CAROL]) == {old[1], CAROL}
+
+
+@pytest.mark.parametrize(("stop_days_ago", "out"), [(25, False), (15, True)])
+def test_an_event_arriving_weeks_late_is_placed_by_the_number_s_own_keys(
+    clock: Clock, stop_days_ago: int, out: bool
+) -> None:
+    """ALICE opted out 30 days ago and back in 20 days ago, both older than the snapshot's horizon, which
+    keeps only "opted in". A STOP from 25 (or 15) days ago lands now, written by a process that raced the
+    START: the snapshot cannot order them, her own keys can."""
+    store = Recording()
+    reg = OptOutRegister(store)
+    reg.add(ALICE, source="reply:c", at=T0 - timedelta(days=30))
+    reg.remove(ALICE, source="reply:c", at=T0 - timedelta(days=20))
+    reg.save_snapshot()
+    late = OptOut(ALICE, T0 - timedelta(days=stop_days_ago), "reply:c", "STOP")
+    for key, value in event_variables(late).items():
+        if key.startswith(FEED) or out:  # the racing writer had recorded only the event, or both keys
+            store.set(key, value)
+    store.forget()
+    assert OptOutRegister(store).opted_out([ALICE, BOB]) == ({ALICE} if out else set())
+    assert {OPTED_OUT + digest(ALICE), OPTED_IN + digest(ALICE)} <= set(store.read)  # asked for her alone
 
 
 def test_in_a_task_the_check_lists_recent_hours_and_on_airflow_3_0_it_asks_per_number(
