@@ -108,7 +108,8 @@ class VariableKeys:
         def query(session: Any) -> dict[str, str]:
             found: dict[str, str] = {}
             for start in range(0, len(wanted), 500):
-                rows = session.query(model).filter(model.key.in_(wanted[start : start + 500])).all()
+                chosen = session.query(model).filter(model.key.in_(wanted[start : start + 500]))
+                rows = chosen.populate_existing().all()  # a row this session set (by statement) reads fresh
                 found.update({row.key: row.val for row in rows})
             return found
 
@@ -119,16 +120,7 @@ class VariableKeys:
             self._sdk().set(key, value)
             return
         model = self._model()
-
-        def upsert(session: Any) -> None:
-            row = session.query(model).filter(model.key == key).one_or_none()
-            if row is None:
-                session.add(model(key=key, val=value))
-            else:
-                row.val = value
-            session.flush()
-
-        self._orm(upsert)
+        self._orm(lambda session: _upsert(session, model, key, value))
 
     def keys(self, prefix: str) -> Sequence[str]:
         if in_task_runtime():
@@ -148,6 +140,38 @@ class VariableKeys:
             return
         model = self._model()
         self._orm(lambda session: session.query(model).filter(model.key == key).delete())
+
+
+def _upsert(session: Any, model: Any, key: str, value: str) -> None:
+    """Set one Variable row in one statement (insert, or update when the key exists), so that two
+    processes setting a new key at the same moment both succeed, the later write winning. The value is
+    stored as Airflow would store it (``model(...)`` encrypts it when a Fernet key is set)."""
+    probe = model(key=key, val=value)
+    row = {"key": key, "val": probe._val, "is_encrypted": bool(probe.is_encrypted)}
+    changed = {"val": row["val"], "is_encrypted": row["is_encrypted"]}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(
+            pg_insert(model.__table__).values(**row).on_conflict_do_update(index_elements=["key"], set_=changed)
+        )
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(model.__table__).values(**row)
+        session.execute(statement.on_conflict_do_update(index_elements=["key"], set_=changed))
+    elif dialect == "mysql":
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        session.execute(mysql_insert(model.__table__).values(**row).on_duplicate_key_update(**changed))
+    else:  # a database without an upsert statement: look, then insert or update
+        existing = session.query(model).filter(model.key == key).one_or_none()
+        if existing is None:
+            session.add(model(key=key, val=value))
+        else:
+            existing.val = value
+    session.flush()
 
 
 class MemoryKeys:

@@ -75,6 +75,36 @@ def test_an_orm_session_given_by_the_caller_commits_with_the_caller(airflow_db: 
     VariableKeys().delete(key)
 
 
+def test_a_set_is_one_upsert_statement_stored_as_airflow_stores_variables(airflow_db: None) -> None:
+    """Two processes setting one new key at once must both succeed (the later write wins): a set is one
+    INSERT ... ON CONFLICT UPDATE, never a look then an insert that a rival's insert can break (the
+    Postgres run in ``tests/realstack/test_opt_outs_postgres.py`` races it for real). The value is stored
+    as Airflow stores it: Airflow's own ``Variable.get`` reads it back."""
+    import sqlalchemy as sa
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    key = PREFIX + "upserted"
+    with create_session() as session:
+        statements: list[str] = []
+
+        def seen(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        sa.event.listen(session.get_bind(), "before_cursor_execute", seen)
+        try:
+            VariableKeys(session).set(key, "first")
+            assert VariableKeys(session).get(key) == "first"
+            VariableKeys(session).set(key, "second")  # the row exists now, in this session too
+            assert VariableKeys(session).get(key) == "second"
+        finally:
+            sa.event.remove(session.get_bind(), "before_cursor_execute", seen)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(writes) == 2 and all("ON CONFLICT" in s.upper() for s in writes)
+    assert Variable.get(key) == "second"
+    VariableKeys().delete(key)
+
+
 def test_outside_a_task_the_orm_is_used_and_keys_can_be_listed() -> None:
     assert in_task_runtime() is False
     assert keys_listable() is True
