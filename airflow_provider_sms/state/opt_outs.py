@@ -19,9 +19,11 @@ twice is harmless. The check that finds the snapshot two hours old, missing or u
 lists every event, once), or followed by many events (an import), writes a new one, shards first;
 snapshots are never changed in place, a snapshot is never replaced by an older one, and those two days
 older than the newest are deleted. This relies on the processes' clocks agreeing within an hour, which
-Airflow's own execution API tokens already require. A snapshot keeps event times newer than a week
-(``HORIZON``) only, so that its bytes (which a task pays for) are mostly the digests; a listed event
-more than a week late that would contradict an entry without a time is placed by the number's own keys.
+Airflow's own execution API tokens already require. A snapshot keeps the time of a number's latest
+event only if it is newer than a week (``HORIZON``) or was written in the last hours (the next reader
+lists it again and must order it), so that its bytes, which a task pays for, are mostly the digests.
+An event written later, more than a week late, that contradicts an entry kept without a time is placed
+by the number's own keys.
 
 **Per number, for details and where nothing can be listed.** Each event also sets ``sms_optout.<digest>``
 (the latest opt-out) or ``sms_optin.<digest>`` (the latest opt-back-in) to the same JSON: ``entries``
@@ -223,6 +225,7 @@ class Reading:
         self.latest: dict[bytes, int] = {}
         self.horizon = horizon
         self.unsure: dict[str, Event] = {}  # digest -> the latest listed event that could not be placed
+        self.recent: set[bytes] = set()  # numbers decided by an event the next reader lists again
 
     def __len__(self) -> int:
         return len(self.latest)
@@ -234,25 +237,34 @@ class Reading:
     def opted_out(self, number_digest: str) -> bool:
         return bool(self.latest.get(bytes.fromhex(number_digest), 0) & 1)
 
-    def merge(self, event: Event) -> None:
+    def merge(self, event: Event, *, recent: bool = False) -> None:
+        """Take a listed event into account; ``recent``: it was written in the last hour or this one."""
         current = self.get(event.digest)
         if current is not None and current.at == 0 and event.at < self.horizon:
             if current.kind != event.kind and event.beats(self.unsure.get(event.digest)):
                 self.unsure[event.digest] = event
             return  # of the same kind, it changes nothing
         if event.beats(current):
-            self.set(event)
+            self.set(event, recent=recent)
 
-    def set(self, event: Event) -> None:
-        self.latest[bytes.fromhex(event.digest)] = event.at << 1 | (event.kind == OUT)
+    def set(self, event: Event, *, recent: bool = False) -> None:
+        raw = bytes.fromhex(event.digest)
+        self.latest[raw] = event.at << 1 | (event.kind == OUT)
+        if recent:
+            self.recent.add(raw)
 
     def out(self) -> list[str]:
         """The digests of every opted-out number."""
         return [raw.hex() for raw, packed in self.latest.items() if packed & 1]
 
     def entries(self, horizon: int) -> list[tuple[bytes, int]]:
-        """What a snapshot built now stores: times older than ``horizon`` as 0."""
-        return [(raw, packed if packed >> 1 >= horizon else packed & 1) for raw, packed in self.latest.items()]
+        """What a snapshot built now stores: times older than ``horizon`` as 0, except for numbers decided
+        by a recent event (the next reader lists that event again and must be able to order it against
+        this entry)."""
+        return [
+            (raw, packed if packed >> 1 >= horizon or raw in self.recent else packed & 1)
+            for raw, packed in self.latest.items()
+        ]
 
 
 def _pack(entries: Iterable[tuple[bytes, int]]) -> str:
@@ -388,12 +400,13 @@ class OptOutRegister:
         else:
             keys = [key for hour in hours for key in self.store.keys(f"{FEED}{hour}.")]
         listed = 0
+        recent = _hour(_now() - timedelta(hours=1))  # a snapshot saved now makes readers list from here
         for key in keys:
             event = Event.from_key(key)
             if event is None:
                 continue  # not one of ours
             listed += 1
-            reading.merge(event)
+            reading.merge(event, recent=key[len(FEED) : len(FEED) + 10] >= recent)
         if reading.unsure:
             self._settle(reading)
         return reading, snapshot, listed
@@ -414,7 +427,7 @@ class OptOutRegister:
                 if recorded is not None:
                     candidate = Event(number_digest, kind, _micros(recorded.at))
                     best = candidate if candidate.beats(best) else best
-            reading.set(best)
+            reading.set(best, recent=True)
 
     def _snapshot(self) -> Snapshot | None:
         text = self.store.get(SNAPSHOT)

@@ -371,6 +371,7 @@ def test_a_snapshot_drops_the_times_of_old_events_and_newer_events_still_win(clo
     for n, number in enumerate(old):
         reg.add(number, source="import", at=T0 - timedelta(days=30, seconds=n))
     reg.add(CAROL, source="reply:c", at=T0 - timedelta(days=1))
+    clock.now += timedelta(hours=3)  # the events were written before the hours the next reader lists
     reg.save_snapshot()
     pointer = json.loads(store.values[SNAPSHOT])
     assert pointer["horizon"] == opt_outs._micros(clock.now - opt_outs.HORIZON)
@@ -394,6 +395,7 @@ def test_an_event_arriving_weeks_late_is_placed_by_the_number_s_own_keys(
     reg = OptOutRegister(store)
     reg.add(ALICE, source="reply:c", at=T0 - timedelta(days=30))
     reg.remove(ALICE, source="reply:c", at=T0 - timedelta(days=20))
+    clock.now += timedelta(hours=3)
     reg.save_snapshot()
     late = OptOut(ALICE, T0 - timedelta(days=stop_days_ago), "reply:c", "STOP")
     for key, value in event_variables(late).items():
@@ -402,6 +404,20 @@ def test_an_event_arriving_weeks_late_is_placed_by_the_number_s_own_keys(
     store.forget()
     assert OptOutRegister(store).opted_out([ALICE, BOB]) == ({ALICE} if out else set())
     assert {OPTED_OUT + digest(ALICE), OPTED_IN + digest(ALICE)} <= set(store.read)  # asked for her alone
+
+
+def test_old_events_written_in_the_last_hours_keep_their_times_in_a_snapshot(clock: Clock) -> None:
+    """A STOP, START, STOP of a month ago, recorded just now (an import, a catch-up): the next reader lists
+    them again on top of the snapshot, so the snapshot keeps their times to order them, and does not
+    fall back on the number's own key, which a race between the two STOPs left at the older one."""
+    store = MemoryKeys()
+    reg = OptOutRegister(store)
+    reg.add(ALICE, source="import", at=T0 - timedelta(days=30))
+    reg.remove(ALICE, source="import", at=T0 - timedelta(days=29))
+    reg.add(ALICE, source="import", at=T0 - timedelta(days=28))
+    store.set(OPTED_OUT + digest(ALICE), OptOut(ALICE, T0 - timedelta(days=30), "import").to_json())
+    assert reg.opted_out([ALICE]) == {ALICE}  # every event listed; the snapshot is written
+    assert OptOutRegister(store).opted_out([ALICE]) == {ALICE}  # the snapshot and the same events again
 
 
 def test_in_a_task_the_check_lists_recent_hours_and_on_airflow_3_0_it_asks_per_number(
