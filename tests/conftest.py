@@ -43,6 +43,9 @@ def make_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     return make
 
 
+_database_ready: list[bool] = []
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """A migrated SQLite metadata database in the session's AIRFLOW_HOME, for real DAG runs."""
@@ -51,6 +54,27 @@ def airflow_db() -> None:
 
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+    _database_ready.append(True)
+
+
+@pytest.fixture(autouse=True)
+def _empty_opt_out_register() -> Iterator[None]:
+    """Once the session's metadata database exists, every send consults the opt-out register in it: empty
+    it after each test, so that a number one test opted out is not skipped by the next (whatever order
+    the tests run in)."""
+    yield
+    if not _database_ready:
+        return
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from airflow_provider_sms.state.opt_outs import KEY_PREFIXES
+
+    with create_session() as session:
+        for prefix in KEY_PREFIXES:
+            session.query(Variable).filter(Variable.key.startswith(prefix, autoescape=True)).delete(
+                synchronize_session=False
+            )
 
 
 @pytest.fixture
