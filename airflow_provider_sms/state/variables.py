@@ -150,16 +150,11 @@ def _upsert(session: Any, model: Any, key: str, value: str) -> None:
     row = {"key": key, "val": probe._val, "is_encrypted": bool(probe.is_encrypted)}
     changed = {"val": row["val"], "is_encrypted": row["is_encrypted"]}
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    if dialect in ("postgresql", "sqlite"):  # the same ON CONFLICT clause, from each dialect's module
+        from importlib import import_module
 
-        session.execute(
-            pg_insert(model.__table__).values(**row).on_conflict_do_update(index_elements=["key"], set_=changed)
-        )
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(model.__table__).values(**row)
+        insert: Any = import_module(f"sqlalchemy.dialects.{dialect}").insert
+        statement = insert(model.__table__).values(**row)
         session.execute(statement.on_conflict_do_update(index_elements=["key"], set_=changed))
     elif dialect == "mysql":
         from sqlalchemy.dialects.mysql import insert as mysql_insert
