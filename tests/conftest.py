@@ -63,18 +63,10 @@ def _empty_opt_out_register() -> Iterator[None]:
     it after each test, so that a number one test opted out is not skipped by the next (whatever order
     the tests run in)."""
     yield
-    if not _database_ready:
-        return
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
+    if _database_ready:
+        from tests.keystore import empty_opt_out_register
 
-    from airflow_provider_sms.state.opt_outs import KEY_PREFIXES
-
-    with create_session() as session:
-        for prefix in KEY_PREFIXES:
-            session.query(Variable).filter(Variable.key.startswith(prefix, autoescape=True)).delete(
-                synchronize_session=False
-            )
+        empty_opt_out_register()
 
 
 @pytest.fixture

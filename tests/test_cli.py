@@ -10,29 +10,20 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_sms import cli
-from airflow_provider_sms.state.opt_outs import KEY_PREFIXES, OptOutRegister
+from airflow_provider_sms.state.opt_outs import OptOutRegister
+from tests.keystore import empty_opt_out_register
 
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def register(airflow_db: None) -> Iterator[OptOutRegister]:
-    reg = OptOutRegister()
-
-    def empty() -> None:
-        for prefix in KEY_PREFIXES:
-            for key in reg.store.keys(prefix):
-                reg.store.delete(key)
-
-    empty()
-    yield reg
-    empty()
+def register(airflow_db: None) -> OptOutRegister:
+    return OptOutRegister()  # empty: the suite empties the register after every test
 
 
 def test_add_list_remove_in_process(register: OptOutRegister, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,9 +53,7 @@ def test_export_then_import_round_trips_the_register(
         ("+61400000212", "provider:cellcast_default", "2026-01-03T00:00:00+00:00"),
         ("+61400000211", "reply:cloudware_default", "2026-01-02T03:04:05+00:00"),
     ]
-    for prefix in KEY_PREFIXES:  # an empty register, as in a new deployment
-        for key in register.store.keys(prefix):
-            register.store.delete(key)
+    empty_opt_out_register()  # as in a new deployment
     cli.main(["opt-outs", "import", str(exported)])
     assert "2 number(s) opted out" in capsys.readouterr().out
     entry = register.get("+61400000211")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from airflow_provider_sms.core.results import DeliveryReport, InboundMessage
 from airflow_provider_sms.state import opt_outs
 from airflow_provider_sms.state.opt_outs import (
     FEED,
-    KEY_PREFIXES,
     OPTED_IN,
     OPTED_OUT,
     SNAPSHOT,
@@ -484,19 +482,10 @@ def test_note_reports_records_only_unsubscribed_reports() -> None:
 
 
 @pytest.fixture
-def orm_register(airflow_db: None) -> Iterator[OptOutRegister]:
-    """The register in the suite's Airflow metadata database (SQLite, through the ORM), emptied."""
-    reg = OptOutRegister()
-    store = reg.store
-
-    def empty() -> None:
-        for prefix in KEY_PREFIXES:
-            for key in store.keys(prefix):
-                store.delete(key)
-
-    empty()
-    yield reg
-    empty()
+def orm_register(airflow_db: None) -> OptOutRegister:
+    """The register in the suite's Airflow metadata database (SQLite, through the ORM); it starts empty
+    (the suite empties it after every test)."""
+    return OptOutRegister()
 
 
 def apply_events(events: list[tuple[str, int]], barrier: Any) -> None:
